@@ -8,7 +8,8 @@ See ``docs/config.md`` for the format.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -234,3 +235,50 @@ def load_app(config: Path) -> App:
         mode=mode,
         config_path=config,
     )
+
+
+def resolve_app(
+    *,
+    script: str | None,
+    module: str | None,
+    config: Path | None,
+    args: Sequence[str] | None,
+    timeout: float | None = None,
+) -> App:
+    """Build the App from the command line and, when found, ``memtrim.toml``/``pyproject.toml``.
+
+    An explicit ``--config`` wins; otherwise a config is searched from the
+    script's folder (or the working directory for ``-m``) upwards.  A script or
+    module given on the command line replaces the config's entry, and
+    application arguments given after ``--`` replace its workloads by a single
+    workload named ``cli``.  Without a config and without arguments, the app is
+    run once with no arguments.
+    """
+    if script and module:
+        raise ConfigError("give either a SCRIPT or -m MODULE, not both")
+    if config is None:
+        start = Path(script).resolve().parent if script else Path.cwd()
+        config = find_config(start)
+    elif not config.is_file():
+        raise ConfigError(f"config file not found: {config}")
+    if config is not None:
+        app = load_app(config)
+    else:
+        if not script and not module:
+            raise ConfigError("give a SCRIPT, -m MODULE, or a config with an entry")
+        root = Path(script).resolve().parent if script else Path.cwd().resolve()
+        app = App(root=root, workloads=(Workload(name="default"),))
+    if script:
+        path = Path(script).resolve()
+        if not path.is_file():
+            raise ConfigError(f"script not found: {script}")
+        if app.root not in path.parents:
+            raise ConfigError(f"script {script} is outside the source root {app.root}")
+        app = replace(app, script=path, module=None)
+    elif module:
+        app = replace(app, script=None, module=module)
+    if args:
+        app = replace(app, workloads=(Workload(name="cli", args=tuple(args)),))
+    if timeout is not None:
+        app = replace(app, workloads=tuple(replace(w, timeout=timeout) for w in app.workloads))
+    return app

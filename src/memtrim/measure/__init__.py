@@ -1,0 +1,1 @@
+"""Measuring: the child harness, the parent sampler, import costs, arenas, energy."""

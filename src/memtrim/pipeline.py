@@ -1,0 +1,250 @@
+"""``memtrim optimize``: baseline, then for each step apply, verify, measure; then write.
+
+Every step's edits are verified against the oracle recorded from the original
+program; when the candidate differs, the step's edits are bisected and the
+offending ones dropped, with the difference that condemned each.  The input
+tree is never written: candidates are built in a temporary directory and the
+result is moved into OUTDIR atomically at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .app import App
+from .edits import Edit, apply_edits
+from .measure.workloads import measure_floor, measure_workloads
+from .passes.static_removal import StaticRemovalPass
+from .program import Program
+from .verify import Oracle, bisect_edits, record_oracle, verify
+
+SCHEMA = "memtrim.optimize/1"
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", ".pytest_cache",
+                                 ".ruff_cache", ".mypy_cache")
+
+
+class OptimizeError(Exception):
+    """Optimization cannot start or finish; the message is one line for the user."""
+
+
+@dataclass
+class OptimizeRequest:
+    """What to optimize, where to write it, and how."""
+
+    app: App
+    outdir: Path | None  # None with diff_only/check_only
+    python: str = sys.executable
+    python_args: list[str] = field(default_factory=list)
+    keep: Sequence[str] = ()
+    force: bool = False
+    diff_only: bool = False
+    check_only: bool = False
+    measure: bool = True
+    repeat: int = 1
+    oracle_repeat: int = 2
+
+
+def check_outdir(app: App, outdir: Path, force: bool) -> None:
+    """Refuse an OUTDIR inside (or containing) the input tree, or non-empty without force."""
+    out = outdir.resolve()
+    root = app.root.resolve()
+    if out == root or root in out.parents or out in root.parents:
+        raise OptimizeError(
+            f"output directory {outdir} overlaps the input tree {root}; memtrim never writes there"
+        )
+    if out.exists() and not out.is_dir():
+        raise OptimizeError(f"output path {outdir} exists and is not a directory")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise OptimizeError(f"output directory {outdir} is not empty (use --force to replace it)")
+
+
+def _write_changes(program: Program, changes: dict[str, str], dest: Path) -> None:
+    for rel, text in changes.items():
+        encoding = program.encoding_of(rel)
+        target = dest / rel
+        target.write_bytes(text.encode(encoding))
+
+
+def _build(program: Program, edits: Sequence[Edit], src: Path, dest: Path) -> dict[str, str]:
+    """A copy of ``src`` at ``dest`` with ``edits`` applied; returns the changed files."""
+    shutil.copytree(src, dest, symlinks=True, ignore=_IGNORE)
+    changes = apply_edits(program, edits)
+    _write_changes(program, changes, dest)
+    return changes
+
+
+def unified_diff(program: Program, changes: dict[str, str]) -> str:
+    """A unified diff of every changed file, as ``git diff`` shows it."""
+    out = []
+    for rel in sorted(changes):
+        before = program.text_of(rel).splitlines(keepends=True)
+        after = changes[rel].splitlines(keepends=True)
+        out.extend(difflib.unified_diff(before, after, f"a/{rel}", f"b/{rel}"))
+    return "".join(out)
+
+
+def _step_gain(before: dict, after: dict) -> dict:
+    gains = {}
+    for name, b in before.items():
+        a = after.get(name, {})
+        if b.get("peak_rss") and a.get("peak_rss"):
+            gains[name] = {
+                "peak_rss_before": b["peak_rss"],
+                "peak_rss_after": a["peak_rss"],
+                "reduction_pct": round(100.0 * (1 - a["peak_rss"] / b["peak_rss"]), 2),
+                "wall_ratio": round(a["wall"] / b["wall"], 3) if b.get("wall") else None,
+            }
+    return gains
+
+
+def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None) -> dict:
+    """Run the pipeline and return the report (schema ``memtrim.optimize/1``).
+
+    Raises OptimizeError when it cannot start: the output directory is refused,
+    the app has no workloads, or the original fails (nothing to verify against).
+    """
+    from .verify import VerificationError
+
+    say = progress or (lambda _msg: None)
+    app = req.app
+    started = time.perf_counter()
+    if req.outdir is not None and not (req.diff_only or req.check_only):
+        check_outdir(app, req.outdir, req.force)
+    if not app.workloads and not app.test_command:
+        raise OptimizeError("the application has no workloads to verify against "
+                            "(give '-- ARGS' or [[workloads]] in memtrim.toml)")
+
+    say("reading the source tree")
+    program = Program.load(app.root, entry=app.script, module=app.module)
+    report: dict = {
+        "schema": SCHEMA,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "memtrim_version": __version__,
+        "app": {
+            "root": str(app.root),
+            "entry": str(app.script) if app.script else None,
+            "module": app.module,
+            "workloads": [w.name for w in app.workloads],
+        },
+        "mode": app.mode,
+        "interpreter": {"python": req.python, "args": list(req.python_args)},
+        "outdir": str(req.outdir) if req.outdir and not (req.diff_only or req.check_only) else None,
+        "problems": [p.to_dict() for p in program.problems],
+        "steps": [],
+    }
+
+    say("recording the original's behaviour")
+    try:
+        oracle = record_oracle(app, python=req.python, flags=req.python_args,
+                               repeat=req.oracle_repeat)
+    except VerificationError as e:
+        raise OptimizeError(f"the original program cannot be verified against: {e}") from None
+    report["oracle"] = oracle.to_dict()
+
+    if req.measure:
+        say("measuring the original")
+        report["floor_peak_rss"] = measure_floor(req.python, req.python_args, repeat=req.repeat)
+        report["baseline"] = measure_workloads(app, req.python, req.python_args,
+                                               repeat=req.repeat)
+
+    with tempfile.TemporaryDirectory(prefix="memtrim-optimize-") as tmp:
+        tmpdir = Path(tmp)
+        say("static pass: finding redundant imports, variables, functions and classes")
+        step_started = time.perf_counter()
+        edits = StaticRemovalPass(keep=[*app.keep, *req.keep]).run(program)
+        kept, dropped, runs = _verify_edits(program, edits, app, oracle, req, tmpdir, say)
+        step: dict = {
+            "name": "static-removal",
+            "proposed": len(edits),
+            "kept": [e.to_dict() for e in kept],
+            "dropped": dropped,
+            "edits_by_kind": dict(Counter(e.kind for e in kept)),
+            "verification_runs": runs,
+        }
+        final = tmpdir / "final"
+        changes = _build(program, kept, app.root, final)
+        step["files_changed"] = sorted(changes)
+        if req.measure:
+            say("measuring the optimized program")
+            after = measure_workloads(app.relocated(final), req.python, req.python_args,
+                                      repeat=req.repeat)
+            step["measurements"] = after
+            step["gain"] = _step_gain(report["baseline"], after)
+        step["duration"] = round(time.perf_counter() - step_started, 3)
+        report["steps"].append(step)
+        report["diff"] = unified_diff(program, changes)
+        report["changed"] = bool(changes)
+        if req.outdir is not None and not (req.diff_only or req.check_only):
+            say(f"writing {req.outdir}")
+            _install(final, req.outdir)
+    report["duration"] = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _verify_edits(
+    program: Program, edits: Sequence[Edit], app: App, oracle: Oracle,
+    req: OptimizeRequest, tmpdir: Path, say: Callable[[str], None],
+) -> tuple[list[Edit], list[dict], int]:
+    """Verify ``edits`` together; on a difference, bisect and drop the offenders."""
+    if not edits:
+        return [], [], 0
+    counter = iter(range(1_000_000))
+
+    def passes(subset: Sequence[Edit]):
+        n = next(counter)
+        say(f"verifying {len(subset)} of {len(edits)} edits (run {n + 1})")
+        cand = tmpdir / f"cand{n}"
+        try:
+            _build(program, subset, app.root, cand)
+        except Exception as e:  # an edit that cannot be applied fails its subset
+            return _BuildFailure(str(e))
+        try:
+            return verify(app.relocated(cand), oracle, python=req.python,
+                          flags=req.python_args, fail_fast=True)
+        finally:
+            shutil.rmtree(cand, ignore_errors=True)
+
+    result = bisect_edits(list(edits), passes)
+    return list(result.kept), [d.to_dict() for d in result.dropped], result.runs
+
+
+class _BuildFailure:
+    """A subset whose edits could not be applied: it fails, with the reason as evidence."""
+
+    ok = False
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def all_differences(self) -> list:
+        from .verify import Difference
+
+        return [Difference(workload="(build)", stream="apply", excerpt=self.message,
+                           normalized=False)]
+
+
+def _install(built: Path, outdir: Path) -> None:
+    """Move ``built`` to ``outdir`` atomically, replacing an old OUTDIR only at the very end."""
+    outdir = outdir.resolve()
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.new-", dir=outdir.parent))
+    shutil.copytree(built, staging / "tree", symlinks=True)
+    old = None
+    if outdir.exists():
+        old = outdir.parent / f".{outdir.name}.old-{os.getpid()}"
+        os.replace(outdir, old)
+    os.replace(staging / "tree", outdir)
+    shutil.rmtree(staging, ignore_errors=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Reports: terminal summaries, JSON, Markdown and HTML."""
