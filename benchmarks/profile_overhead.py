@@ -32,7 +32,9 @@ def _pyperf_bench(name: str) -> list[str] | None:
     except ImportError:
         return None
     script = (
-        Path(pyperformance.__file__).parent / "data-files/benchmarks" / f"bm_{name}"
+        Path(pyperformance.__file__).parent
+        / "data-files/benchmarks"
+        / f"bm_{name}"
         / "run_benchmark.py"
     )
     if not script.exists():
@@ -44,10 +46,18 @@ def workloads() -> dict[str, list[str] | None]:
     """The workloads: bundled examples where they are ready, and pyperformance benchmarks."""
     biomed_ready = (ROOT / "examples/biomed/model").exists()
     return {
-        "biomed-static": [str(ROOT / "examples/biomed/run.py"), "--variant", "static", "--out",
-                          "pred.csv"] if biomed_ready else None,
+        "biomed-static": [
+            str(ROOT / "examples/biomed/run.py"),
+            "--variant",
+            "static",
+            "--out",
+            "pred.csv",
+        ]
+        if biomed_ready
+        else None,
         "cnn": [str(ROOT / "examples/cnn/run.py"), "--out", "pred.txt"]
-        if (ROOT / "examples/cnn/run.py").exists() else None,
+        if (ROOT / "examples/cnn/run.py").exists()
+        else None,
         "gateway": _gateway(),
         "pyperf-nbody": _pyperf_bench("nbody"),
         "pyperf-json_dumps": _pyperf_bench("json_dumps"),
@@ -69,15 +79,21 @@ def _gateway() -> list[str] | None:
 def time_plain(argv: list[str], cwd: Path) -> float:
     """Wall time of ``python ARGV`` with no instrument at all."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, *argv], cwd=cwd, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(
+        [sys.executable, *argv],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+    )
     return time.perf_counter() - started
 
 
 def time_profiled(argv: list[str], cwd: Path, work: Path) -> float:
     """Wall time of the same command under the headline harness, sampled every 10 ms."""
-    run = run_child(sys.executable, [], argv[:1], argv[1:], mode="plain", interval=0.01,
-                    cwd=cwd, workdir=work)
+    run = run_child(
+        sys.executable, [], argv[:1], argv[1:], mode="plain", interval=0.01, cwd=cwd, workdir=work
+    )
     if run.failed:
         raise RuntimeError(f"profiled run failed: {run.stderr_tail()}")
     return run.wall
@@ -106,7 +122,8 @@ def main() -> int:
                 t = [0.0, 0.0]
                 for which in order:
                     t[which] = (
-                        time_plain(argv, cwd) if which == 0
+                        time_plain(argv, cwd)
+                        if which == 0
                         else time_profiled(argv, cwd, cwd / "work")
                     )
                 plain_t.append(t[0])
@@ -119,8 +136,10 @@ def main() -> int:
                 "pairs": args.pairs,
             }
             r = results[name]
-            print(f"{name:20s} plain {r['plain_median_s']:7.3f} s  profiled "
-                  f"{r['profiled_median_s']:7.3f} s  ratio {r['ratio_median']:.3f}")
+            print(
+                f"{name:20s} plain {r['plain_median_s']:7.3f} s  profiled "
+                f"{r['profiled_median_s']:7.3f} s  ratio {r['ratio_median']:.3f}"
+            )
     if results:
         overall = statistics.median(r["ratio_median"] for r in results.values())
         print(f"median ratio over {len(results)} workloads: {overall:.3f} (target <= 1.2)")

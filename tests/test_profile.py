@@ -28,9 +28,14 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def memtrim(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def memtrim(
+    *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [PY, "-m", "memtrim.cli", *args], capture_output=True, text=True, cwd=cwd,
+        [PY, "-m", "memtrim.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
         timeout=timeout,
     )
 
@@ -43,8 +48,10 @@ def assert_one_line_error(proc: subprocess.CompletedProcess) -> str:
     return first
 
 
-@pytest.mark.skipif(not shutil.which("time") and not Path("/usr/bin/time").exists(),
-                    reason="GNU time is the independent reference")
+@pytest.mark.skipif(
+    not shutil.which("time") and not Path("/usr/bin/time").exists(),
+    reason="GNU time is the independent reference",
+)
 def test_peak_rss_agrees_with_gnu_time(tmp_path: Path) -> None:
     """GNU time is a small C parent: its child's ru_maxrss is not polluted by a Python parent."""
     app = write(tmp_path / "alloc.py", ALLOC_50MB)
@@ -72,7 +79,8 @@ def test_peak_rss_after_os_exit_is_reported_by_the_child(tmp_path: Path) -> None
 def test_sigkill_falls_back_to_parent_samples(tmp_path: Path) -> None:
     app = write(
         tmp_path / "killed.py",
-        ALLOC_50MB + "import os, signal, time\ntime.sleep(0.3)\nos.kill(os.getpid(), signal.SIGKILL)\n",
+        ALLOC_50MB
+        + "import os, signal, time\ntime.sleep(0.3)\nos.kill(os.getpid(), signal.SIGKILL)\n",
     )
     run = run_child(PY, [], [str(app)], workdir=tmp_path / "w", interval=0.01)
     assert run.signal == "SIGKILL"
@@ -96,8 +104,11 @@ def test_import_cost_is_charged_to_the_right_node(tmp_path: Path) -> None:
     write(tmp_path / "light.py", "VALUE = 1\n")
     write(tmp_path / "mid.py", "import light\nimport heavy\n")
     app = write(tmp_path / "main.py", "import mid\nprint(len(mid.heavy.DATA))\n")
-    doc = profile(ProfileRequest(target=[str(app)], python=PY, runs=("imports", "tracemalloc"),
-                                 workdir=tmp_path / "w"))
+    doc = profile(
+        ProfileRequest(
+            target=[str(app)], python=PY, runs=("imports", "tracemalloc"), workdir=tmp_path / "w"
+        )
+    )
     assert doc["imports"]["available"]
     nodes = {n["module"]: n for n in _walk(doc["imports"]["tree"])}
     heavy, mid, light = nodes["heavy"], nodes["mid"], nodes["light"]
@@ -153,8 +164,9 @@ def test_other_interpreter_with_python_option(tmp_path: Path) -> None:
         pytest.skip("pyenv 3.12 is not installed on this machine")
     app = write(tmp_path / "app.py", "import sys\nprint(sys.version_info[:2])\n")
     out = tmp_path / "p.json"
-    proc = memtrim("profile", "--python", str(other), "--no-tracemalloc", "--json", str(out),
-                   str(app))
+    proc = memtrim(
+        "profile", "--python", str(other), "--no-tracemalloc", "--json", str(out), str(app)
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     assert doc["interpreter"]["version"].startswith("3.12.")
@@ -165,8 +177,21 @@ def test_module_target_runs_like_python_m(tmp_path: Path) -> None:
     write(tmp_path / "pkg/__init__.py", "")
     write(tmp_path / "pkg/__main__.py", "import sys\nprint('args', sys.argv[1:])\n")
     out = tmp_path / "p.json"
-    proc = memtrim("profile", "--no-tracemalloc", "--no-arenas", "--no-imports", "--json",
-                   str(out), "--cwd", str(tmp_path), "-m", "pkg", "--", "a", "b")
+    proc = memtrim(
+        "profile",
+        "--no-tracemalloc",
+        "--no-arenas",
+        "--no-imports",
+        "--json",
+        str(out),
+        "--cwd",
+        str(tmp_path),
+        "-m",
+        "pkg",
+        "--",
+        "a",
+        "b",
+    )
     assert proc.returncode == 0, proc.stderr
     stdout = Path(json.loads(out.read_text())["headline"]["stdout"]).read_text()
     assert stdout == "args ['a', 'b']\n"
@@ -243,8 +268,9 @@ def test_child_processes_are_marked_as_not_counted(tmp_path: Path) -> None:
         """,
     )
     out = tmp_path / "p.json"
-    proc = memtrim("profile", "--no-tracemalloc", "--no-arenas", "--no-imports", "--json",
-                   str(out), str(app))
+    proc = memtrim(
+        "profile", "--no-tracemalloc", "--no-arenas", "--no-imports", "--json", str(out), str(app)
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     kids = doc["children"]
@@ -255,7 +281,11 @@ def test_child_processes_are_marked_as_not_counted(tmp_path: Path) -> None:
 
 def test_bad_options(tmp_path: Path) -> None:
     app = write(tmp_path / "a.py", "pass\n")
-    for args in (["--repeat", "0", str(app)], ["-m", "x", str(app)], ["--python", "/nope", str(app)]):
+    for args in (
+        ["--repeat", "0", str(app)],
+        ["-m", "x", str(app)],
+        ["--python", "/nope", str(app)],
+    ):
         proc = memtrim("profile", *args)
         assert proc.returncode == 2, args
         assert_one_line_error(proc)

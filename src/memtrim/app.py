@@ -113,16 +113,32 @@ class App:
 
 
 _KNOWN_KEYS = {
-    "entry", "module", "source_root", "workloads", "normalizers", "test_command",
-    "keep", "include_packages", "device", "mode", "timeout",
+    "entry",
+    "module",
+    "source_root",
+    "workloads",
+    "normalizers",
+    "test_command",
+    "keep",
+    "include_packages",
+    "device",
+    "mode",
+    "timeout",
 }
 _WORKLOAD_KEYS = {
-    "name", "args", "stdin", "env", "outputs", "compare_stderr", "expect_exit", "timeout",
+    "name",
+    "args",
+    "stdin",
+    "env",
+    "outputs",
+    "compare_stderr",
+    "expect_exit",
+    "timeout",
 }
 
 
 def find_config(start: Path) -> Path | None:
-    """Find ``memtrim.toml`` or a ``pyproject.toml`` with ``[tool.memtrim]`` at or above ``start``."""
+    """Find ``memtrim.toml`` (or pyproject.toml with ``[tool.memtrim]``) at or above ``start``."""
     start = start.resolve()
     for d in [start, *start.parents] if start.is_dir() else [start.parent, *start.parent.parents]:
         candidate = d / "memtrim.toml"
@@ -168,7 +184,9 @@ def _workload(raw: dict, index: int, default_timeout: float, where: str) -> Work
         raise ConfigError(f"{where}: workloads[{index}] is not a table")
     unknown = set(raw) - _WORKLOAD_KEYS
     if unknown:
-        raise ConfigError(f"{where}: workloads[{index}]: unknown key(s) {', '.join(sorted(unknown))}")
+        raise ConfigError(
+            f"{where}: workloads[{index}]: unknown key(s) {', '.join(sorted(unknown))}"
+        )
     env = raw.get("env", {})
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         raise ConfigError(f"{where}: workloads[{index}].env must map names to strings")
@@ -188,7 +206,7 @@ def _workload(raw: dict, index: int, default_timeout: float, where: str) -> Work
 
 
 def load_app(config: Path) -> App:
-    """Load an :class:`App` from ``memtrim.toml`` or ``pyproject.toml``; raise ConfigError if bad."""
+    """Load an :class:`App` from ``memtrim.toml`` or ``pyproject.toml`` (ConfigError if bad)."""
     config = config.resolve()
     data = _read_table(config)
     where = str(config)

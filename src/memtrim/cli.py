@@ -41,15 +41,23 @@ def _add_target(p: argparse.ArgumentParser, *, run_options: bool = True) -> None
     p.add_argument("script", nargs="?", help="the application's entry script")
     p.add_argument("-m", dest="module", metavar="MODULE", help="run a module, like python -m")
     p.add_argument(
-        "--python", metavar="PATH", default=sys.executable,
+        "--python",
+        metavar="PATH",
+        default=sys.executable,
         help="interpreter that runs the application (default: memtrim's own, %(default)s)",
     )
     p.add_argument(
-        "--python-arg", action="append", default=[], metavar="ARG",
+        "--python-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
         help="interpreter option for every run, e.g. --python-arg=-S --python-arg=-OO (repeatable)",
     )
     p.add_argument(
-        "--timeout", type=float, default=None, metavar="SECONDS",
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
         help="kill the application's whole process tree after this long (default: none)",
     )
     if run_options:
@@ -81,22 +89,45 @@ def build_parser() -> argparse.ArgumentParser:
             "other (tracemalloc, arena sampling) get runs of their own; the headline figures "
             "come from unperturbed runs."
         ),
-        epilog=_EPILOG_EXIT + "\nexample: memtrim profile app.py --repeat 5 --json out.json -- ARGS",
+        epilog=_EPILOG_EXIT
+        + "\nexample: memtrim profile app.py --repeat 5 --json out.json -- ARGS",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_target(p)
-    p.add_argument("--repeat", type=int, default=1, metavar="N",
-                   help="headline and floor runs; reports min, median and max (default 1)")
-    p.add_argument("--interval", type=float, default=10.0, metavar="MS",
-                   help="RSS sampling interval in milliseconds (default 10)")
-    p.add_argument("--json", type=Path, metavar="FILE",
-                   help="write the full result as JSON (schema memtrim.profile/1)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="headline and floor runs; reports min, median and max (default 1)",
+    )
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=10.0,
+        metavar="MS",
+        help="RSS sampling interval in milliseconds (default 10)",
+    )
+    p.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="write the full result as JSON (schema memtrim.profile/1)",
+    )
     p.add_argument("--top", type=int, default=20, metavar="N", help="rows per table (default 20)")
-    p.add_argument("--frames", type=int, default=1, metavar="N",
-                   help="traceback frames kept by tracemalloc (default 1)")
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=1,
+        metavar="N",
+        help="traceback frames kept by tracemalloc (default 1)",
+    )
     p.add_argument("--no-imports", action="store_true", help="skip the import-cost run")
-    p.add_argument("--no-tracemalloc", action="store_true",
-                   help="skip the tracemalloc run (allocation lines, census, traced import bytes)")
+    p.add_argument(
+        "--no-tracemalloc",
+        action="store_true",
+        help="skip the tracemalloc run (allocation lines, census, traced import bytes)",
+    )
     p.add_argument("--no-arenas", action="store_true", help="skip the pymalloc arena run")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
 
@@ -112,28 +143,58 @@ def build_parser() -> argparse.ArgumentParser:
             "keep-list and normalizers come from memtrim.toml or [tool.memtrim] in "
             "pyproject.toml (see docs/config.md); '-- ARGS' replaces the workloads by one."
         ),
-        epilog=_EPILOG_EXIT.replace("3  the application failed", "1  --check: something would change\n"
-                                    "  3  the original application failed")
+        epilog=_EPILOG_EXIT.replace(
+            "3  the application failed",
+            "1  --check: something would change\n  3  the original application failed",
+        )
         + "\nexample: memtrim optimize examples/gateway/run.py -o build/gateway --json report.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_target(o, run_options=False)
     o.add_argument("-o", "--output", type=Path, metavar="OUTDIR", help="where to write the result")
-    o.add_argument("--config", type=Path, metavar="FILE",
-                   help="memtrim.toml or pyproject.toml (default: searched from the script up)")
-    o.add_argument("--keep", action="append", default=[], metavar="NAME",
-                   help="never remove NAME (module:qualname, e.g. pkg.mod:func; repeatable)")
-    o.add_argument("--mode", choices=("safe", "specialize"), default=None,
-                   help="safe (default): only removals that hold for every input")
+    o.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="memtrim.toml or pyproject.toml (default: searched from the script up)",
+    )
+    o.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="never remove NAME (module:qualname, e.g. pkg.mod:func; repeatable)",
+    )
+    o.add_argument(
+        "--mode",
+        choices=("safe", "specialize"),
+        default=None,
+        help="safe (default): only removals that hold for every input",
+    )
     o.add_argument("--force", action="store_true", help="replace a non-empty OUTDIR")
-    o.add_argument("--diff", action="store_true",
-                   help="print the verified changes as a unified diff; write nothing")
-    o.add_argument("--check", action="store_true",
-                   help="exit 1 if anything would change (for CI); write nothing")
-    o.add_argument("--json", type=Path, metavar="FILE",
-                   help="write the report as JSON (schema memtrim.optimize/1)")
-    o.add_argument("--repeat", type=int, default=1, metavar="N",
-                   help="measurement runs per workload and step (default 1)")
+    o.add_argument(
+        "--diff",
+        action="store_true",
+        help="print the verified changes as a unified diff; write nothing",
+    )
+    o.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if anything would change (for CI); write nothing",
+    )
+    o.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="write the report as JSON (schema memtrim.optimize/1)",
+    )
+    o.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="measurement runs per workload and step (default 1)",
+    )
     o.add_argument("--no-measure", action="store_true", help="skip the RSS/time measurements")
     o.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     return parser
@@ -186,13 +247,24 @@ def cmd_profile(args: argparse.Namespace, app_args: list[str]) -> int:
         return _fail(f"--stdin file not found: {args.stdin}")
     if not (os.path.isfile(args.python) and os.access(args.python, os.X_OK)):
         return _fail(f"--python {args.python} is not an executable file")
-    skip = {"imports": args.no_imports, "tracemalloc": args.no_tracemalloc,
-            "arenas": args.no_arenas}
+    skip = {
+        "imports": args.no_imports,
+        "tracemalloc": args.no_tracemalloc,
+        "arenas": args.no_arenas,
+    }
     req = ProfileRequest(
-        target=target, args=app_args, python=args.python, python_args=args.python_arg,
-        interval=args.interval / 1000.0, repeat=args.repeat, timeout=args.timeout,
-        cwd=args.cwd, stdin=args.stdin, runs=[r for r in ALL_RUNS if not skip[r]],
-        nframes=args.frames, top=args.top,
+        target=target,
+        args=app_args,
+        python=args.python,
+        python_args=args.python_arg,
+        interval=args.interval / 1000.0,
+        repeat=args.repeat,
+        timeout=args.timeout,
+        cwd=args.cwd,
+        stdin=args.stdin,
+        runs=[r for r in ALL_RUNS if not skip[r]],
+        nframes=args.frames,
+        top=args.top,
     )
     console = Console(stderr=False, quiet=args.quiet)
     err = Console(stderr=True)
@@ -234,16 +306,28 @@ def cmd_optimize(args: argparse.Namespace, app_args: list[str]) -> int:
     if args.script and not Path(args.script).exists():
         return _fail(f"script not found: {args.script}")
     try:
-        app = resolve_app(script=args.script, module=args.module, config=args.config,
-                          args=app_args or None, timeout=args.timeout)
+        app = resolve_app(
+            script=args.script,
+            module=args.module,
+            config=args.config,
+            args=app_args or None,
+            timeout=args.timeout,
+        )
     except ConfigError as e:
         return _fail(str(e))
     if args.mode:
         app = replace(app, mode=args.mode)
     req = OptimizeRequest(
-        app=app, outdir=args.output, python=args.python, python_args=args.python_arg,
-        keep=args.keep, force=args.force, diff_only=args.diff, check_only=args.check,
-        measure=not (args.no_measure or args.diff or args.check), repeat=args.repeat,
+        app=app,
+        outdir=args.output,
+        python=args.python,
+        python_args=args.python_arg,
+        keep=args.keep,
+        force=args.force,
+        diff_only=args.diff,
+        check_only=args.check,
+        measure=not (args.no_measure or args.diff or args.check),
+        repeat=args.repeat,
     )
     console = Console(quiet=args.quiet)
     err = Console(stderr=True)

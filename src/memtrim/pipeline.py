@@ -30,8 +30,9 @@ from .program import Program
 from .verify import Oracle, bisect_edits, record_oracle, verify
 
 SCHEMA = "memtrim.optimize/1"
-_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", ".pytest_cache",
-                                 ".ruff_cache", ".mypy_cache")
+_IGNORE = shutil.ignore_patterns(
+    "__pycache__", "*.pyc", ".git", ".venv", ".pytest_cache", ".ruff_cache", ".mypy_cache"
+)
 
 
 class OptimizeError(Exception):
@@ -122,8 +123,10 @@ def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None
     if req.outdir is not None and not (req.diff_only or req.check_only):
         check_outdir(app, req.outdir, req.force)
     if not app.workloads and not app.test_command:
-        raise OptimizeError("the application has no workloads to verify against "
-                            "(give '-- ARGS' or [[workloads]] in memtrim.toml)")
+        raise OptimizeError(
+            "the application has no workloads to verify against "
+            "(give '-- ARGS' or [[workloads]] in memtrim.toml)"
+        )
 
     say("reading the source tree")
     program = Program.load(app.root, entry=app.script, module=app.module)
@@ -146,8 +149,9 @@ def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None
 
     say("recording the original's behaviour")
     try:
-        oracle = record_oracle(app, python=req.python, flags=req.python_args,
-                               repeat=req.oracle_repeat)
+        oracle = record_oracle(
+            app, python=req.python, flags=req.python_args, repeat=req.oracle_repeat
+        )
     except VerificationError as e:
         raise OptimizeError(f"the original program cannot be verified against: {e}") from None
     report["oracle"] = oracle.to_dict()
@@ -155,8 +159,7 @@ def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None
     if req.measure:
         say("measuring the original")
         report["floor_peak_rss"] = measure_floor(req.python, req.python_args, repeat=req.repeat)
-        report["baseline"] = measure_workloads(app, req.python, req.python_args,
-                                               repeat=req.repeat)
+        report["baseline"] = measure_workloads(app, req.python, req.python_args, repeat=req.repeat)
 
     with tempfile.TemporaryDirectory(prefix="memtrim-optimize-") as tmp:
         tmpdir = Path(tmp)
@@ -177,8 +180,9 @@ def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None
         step["files_changed"] = sorted(changes)
         if req.measure:
             say("measuring the optimized program")
-            after = measure_workloads(app.relocated(final), req.python, req.python_args,
-                                      repeat=req.repeat)
+            after = measure_workloads(
+                app.relocated(final), req.python, req.python_args, repeat=req.repeat
+            )
             step["measurements"] = after
             step["gain"] = _step_gain(report["baseline"], after)
         step["duration"] = round(time.perf_counter() - step_started, 3)
@@ -193,8 +197,13 @@ def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None
 
 
 def _verify_edits(
-    program: Program, edits: Sequence[Edit], app: App, oracle: Oracle,
-    req: OptimizeRequest, tmpdir: Path, say: Callable[[str], None],
+    program: Program,
+    edits: Sequence[Edit],
+    app: App,
+    oracle: Oracle,
+    req: OptimizeRequest,
+    tmpdir: Path,
+    say: Callable[[str], None],
 ) -> tuple[list[Edit], list[dict], int]:
     """Verify ``edits`` together; on a difference, bisect and drop the offenders."""
     if not edits:
@@ -210,8 +219,13 @@ def _verify_edits(
         except Exception as e:  # an edit that cannot be applied fails its subset
             return _BuildFailure(str(e))
         try:
-            return verify(app.relocated(cand), oracle, python=req.python,
-                          flags=req.python_args, fail_fast=True)
+            return verify(
+                app.relocated(cand),
+                oracle,
+                python=req.python,
+                flags=req.python_args,
+                fail_fast=True,
+            )
         finally:
             shutil.rmtree(cand, ignore_errors=True)
 
@@ -230,8 +244,9 @@ class _BuildFailure:
     def all_differences(self) -> list:
         from .verify import Difference
 
-        return [Difference(workload="(build)", stream="apply", excerpt=self.message,
-                           normalized=False)]
+        return [
+            Difference(workload="(build)", stream="apply", excerpt=self.message, normalized=False)
+        ]
 
 
 def _install(built: Path, outdir: Path) -> None:

@@ -62,7 +62,7 @@ def _record_exit(via):
             f.write(repr(_RESULT))
         os.replace(tmp, _RESULT_PATH)
     except Exception as e:  # the parent falls back to its own samples
-        sys.__stderr__.write("memtrim harness: cannot write result: %r\n" % (e,))
+        sys.__stderr__.write(f"memtrim harness: cannot write result: {e!r}\n")
 
 
 # ---------------------------------------------------------------------------
@@ -128,8 +128,10 @@ class _ImportRecorder:
         return None
 
     def _wrap(self, loader):
-        if loader is None or isinstance(loader, type) or "_memtrim_wrapped" in getattr(
-            loader, "__dict__", {"_memtrim_wrapped": 1}
+        if (
+            loader is None
+            or isinstance(loader, type)
+            or "_memtrim_wrapped" in getattr(loader, "__dict__", {"_memtrim_wrapped": 1})
         ):
             return
         recorder = self
@@ -258,8 +260,10 @@ def _census(top):
                 continue
             seen.add(oid)
             tp = type(obj)
-            name = tp.__module__ + "." + tp.__qualname__ if tp.__module__ != "builtins" else (
-                tp.__qualname__
+            name = (
+                tp.__module__ + "." + tp.__qualname__
+                if tp.__module__ != "builtins"
+                else (tp.__qualname__)
             )
             try:
                 size = sizeof(obj)
@@ -285,7 +289,7 @@ def _census(top):
 
 
 class _ArenaSampler:
-    """Periodically append ``sys._debugmallocstats()`` dumps to a file, keeping nothing in memory."""
+    """Append ``sys._debugmallocstats()`` dumps to a file periodically; keep nothing in memory."""
 
     SEPARATOR = "\n#memtrim-sample t=%.6f\n"
 
@@ -419,13 +423,13 @@ def _run_script(path, args):
         with open(path, "rb") as f:
             source = f.read()
     except OSError as e:
-        _RESULT["error"] = ["unreadable", "%s: %s" % (path, e.strerror)]
+        _RESULT["error"] = ["unreadable", f"{path}: {e.strerror}"]
         _RESULT["exit_via"] = "error"
         sys.exit(2)
     try:
         code = compile(source, path, "exec", dont_inherit=True)
     except SyntaxError as e:
-        _RESULT["error"] = ["syntax", "%s:%s: %s" % (e.filename or path, e.lineno, e.msg)]
+        _RESULT["error"] = ["syntax", f"{e.filename or path}:{e.lineno}: {e.msg}"]
         _RESULT["exit_via"] = "error"
         sys.exit(2)
     main = types.ModuleType("__main__")
@@ -504,7 +508,7 @@ def main():
         _RESULT["exit_via"] = "exception"
         _RESULT["exception"] = type(e).__name__
         if isinstance(e, SyntaxError):
-            _RESULT["error"] = ["syntax", "%s:%s: %s" % (e.filename, e.lineno, e.msg)]
+            _RESULT["error"] = ["syntax", f"{e.filename}:{e.lineno}: {e.msg}"]
         _report_exception(e)
         sys.exit(130 if isinstance(e, KeyboardInterrupt) else 1)
 

@@ -109,7 +109,9 @@ def flatten(roots: Sequence[ImportNode]) -> list[ImportNode]:
     return [node for root in roots for _, node in root.walk()]
 
 
-def prune(roots: Sequence[ImportNode], *, min_cum_rss: int, limit: int) -> list[tuple[int, ImportNode]]:
+def prune(
+    roots: Sequence[ImportNode], *, min_cum_rss: int, limit: int
+) -> list[tuple[int, ImportNode]]:
     """The rows worth printing: nodes whose cumulative RSS is at least ``min_cum_rss``.
 
     Siblings are ordered by cumulative cost, and at most ``limit`` rows are kept.

@@ -189,9 +189,19 @@ def profile(req: ProfileRequest, progress: Callable[[str], None] | None = None) 
 
     def run(mode: str, target: list[str], args: list[str], tag: str, **kw) -> ChildRun:
         return run_child(
-            req.python, req.python_args, target, args, mode=mode, interval=req.interval,
-            timeout=req.timeout, cwd=req.cwd, env=req.env, stdin=req.stdin,
-            workdir=workdir / tag, nframes=req.nframes, **kw,
+            req.python,
+            req.python_args,
+            target,
+            args,
+            mode=mode,
+            interval=req.interval,
+            timeout=req.timeout,
+            cwd=req.cwd,
+            env=req.env,
+            stdin=req.stdin,
+            workdir=workdir / tag,
+            nframes=req.nframes,
+            **kw,
         )
 
     doc: dict = {
@@ -267,7 +277,9 @@ def profile(req: ProfileRequest, progress: Callable[[str], None] | None = None) 
         "counted_in_peak_rss": False,
         "note": (
             "peak_rss is the application's own process; tree_peak_rss adds its child "
-            "processes, sampled every interval" if kids else "the application started no processes"
+            "processes, sampled every interval"
+            if kids
+            else "the application started no processes"
         ),
     }
     doc["energy"] = _energy_section(readers, energies)
@@ -333,7 +345,11 @@ def _energy_section(readers: list, energies: list[list]) -> dict:
     ]
     if not usable:
         reasons = "; ".join(res.reason or "" for res in energies[0]) if energies else ""
-        return {"available": False, "reason": reasons or "no reader produced a value", "runs": per_run}
+        return {
+            "available": False,
+            "reason": reasons or "no reader produced a value",
+            "runs": per_run,
+        }
     return {
         "available": True,
         "joules": _stats(usable),

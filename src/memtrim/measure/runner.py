@@ -128,8 +128,16 @@ def harness_argv(
 ) -> list[str]:
     """The command line that runs ``target`` under the harness in ``mode``."""
     return [
-        python, *python_args, str(HARNESS), str(result), mode,
-        f"{interval * 1000:g}", str(nframes), "--", *target, *args,
+        python,
+        *python_args,
+        str(HARNESS),
+        str(result),
+        mode,
+        f"{interval * 1000:g}",
+        str(nframes),
+        "--",
+        *target,
+        *args,
     ]
 
 
@@ -163,15 +171,26 @@ def run_child(
     for p in (result_path, stdout_path, stderr_path):
         p.unlink(missing_ok=True)
     argv = harness_argv(
-        python, python_args, target, args,
-        result=result_path, mode=mode, interval=interval, nframes=nframes,
+        python,
+        python_args,
+        target,
+        args,
+        result=result_path,
+        mode=mode,
+        interval=interval,
+        nframes=nframes,
     )
     stdin_file = open(stdin, "rb") if stdin else subprocess.DEVNULL  # noqa: SIM115
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(
-            argv, stdin=stdin_file, stdout=out, stderr=err, cwd=cwd,
-            env=env, start_new_session=True,
+            argv,
+            stdin=stdin_file,
+            stdout=out,
+            stderr=err,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
         )
     if stdin_file is not subprocess.DEVNULL:
         stdin_file.close()
@@ -194,10 +213,15 @@ def run_child(
         if st is not None and "VmRSS" in st:
             rss = st["VmRSS"]
             sampled_hwm = max(sampled_hwm, st.get("VmHWM", rss))
-            timeline.append([
-                round(now - started, 4), rss, st.get("RssAnon", 0),
-                st.get("RssFile", 0), st.get("RssShmem", 0),
-            ])
+            timeline.append(
+                [
+                    round(now - started, 4),
+                    rss,
+                    st.get("RssAnon", 0),
+                    st.get("RssFile", 0),
+                    st.get("RssShmem", 0),
+                ]
+            )
             if tick % _DESCENDANT_SCAN_EVERY == 0:
                 kids = descendants(proc.pid)
                 seen.update(kids)

@@ -44,9 +44,15 @@ def measure_workloads(
                 cwd = Path(tmp) / f"cwd{i}"
                 cwd.mkdir()
                 run = run_child(
-                    python, python_args, app.entry_argv(), list(w.args),
-                    cwd=cwd, env=workload_env(app, w), workdir=Path(tmp) / f"run{i}",
-                    stdin=Path(w.stdin) if w.stdin else None, timeout=w.timeout,
+                    python,
+                    python_args,
+                    app.entry_argv(),
+                    list(w.args),
+                    cwd=cwd,
+                    env=workload_env(app, w),
+                    workdir=Path(tmp) / f"run{i}",
+                    stdin=Path(w.stdin) if w.stdin else None,
+                    timeout=w.timeout,
                 )
                 if run.timed_out or (w.expect_exit is not None and run.exit_code != w.expect_exit):
                     failures.append(run.exit_code if not run.timed_out else "timeout")

@@ -30,8 +30,12 @@ def _nodes_from_dicts(items: list[dict]) -> list[ImportNode]:
     out = []
     for d in items:
         node = ImportNode(
-            d["module"], cum_rss=d["cum_rss"], cum_traced=d["cum_traced"],
-            cum_time=d["cum_time"], ok=d["ok"], children=_nodes_from_dicts(d["children"]),
+            d["module"],
+            cum_rss=d["cum_rss"],
+            cum_traced=d["cum_traced"],
+            cum_time=d["cum_time"],
+            ok=d["ok"],
+            children=_nodes_from_dicts(d["children"]),
         )
         out.append(node)
     return out
@@ -65,17 +69,26 @@ def render_profile(doc: dict, console: Console, *, top: int = 20) -> None:
     red = doc.get("reducible", {}).get("peak_rss")
     if red is not None:
         t.add_row("[bold]reducible[/] (peak - bare)", "", mb(red), "")
-    t.add_row("wall time", _secs(head["wall"]["min"]), _secs(head["wall"]["median"]),
-              _secs(head["wall"]["max"]))
-    t.add_row("CPU time", _secs(head["cpu"]["min"]), _secs(head["cpu"]["median"]),
-              _secs(head["cpu"]["max"]))
+    t.add_row(
+        "wall time",
+        _secs(head["wall"]["min"]),
+        _secs(head["wall"]["median"]),
+        _secs(head["wall"]["max"]),
+    )
+    t.add_row(
+        "CPU time",
+        _secs(head["cpu"]["min"]),
+        _secs(head["cpu"]["median"]),
+        _secs(head["cpu"]["max"]),
+    )
     console.print(t)
     console.print(f"[dim]peak from: {head['peak_source']}; exit status {head['exit_code']}[/]")
     samples = doc["timeline"]["samples"]
     if samples:
         peak_sample = max(samples, key=lambda s: s[1])
         console.print(
-            f"[dim]timeline: {len(samples)} samples every {doc['timeline']['interval'] * 1000:g} ms; "
+            f"[dim]timeline: {len(samples)} samples every "
+            f"{doc['timeline']['interval'] * 1000:g} ms; "
             f"at the highest sample ({peak_sample[0]:.2f} s) anon {mb(peak_sample[2])}, "
             f"file {mb(peak_sample[3])}, shmem {mb(peak_sample[4])}[/]"
         )
@@ -95,13 +108,19 @@ def render_profile(doc: dict, console: Console, *, top: int = 20) -> None:
             title=f"Import costs ({imports['modules']} modules, {mb(imports['total_rss'])} RSS"
             + (f", {mb(imports['total_traced'])} traced" if imports.get("total_traced") else "")
             + ")",
-            title_justify="left", show_edge=False,
+            title_justify="left",
+            show_edge=False,
         )
         for col in ("RSS self", "RSS cum", "traced self", "traced cum", "module"):
             t.add_column(col, justify="left" if col == "module" else "right")
         for depth, node in rows:
-            t.add_row(kb(node.self_rss), kb(node.cum_rss), kb(node.self_traced),
-                      kb(node.cum_traced), "  " * depth + node.name)
+            t.add_row(
+                kb(node.self_rss),
+                kb(node.cum_rss),
+                kb(node.self_traced),
+                kb(node.cum_traced),
+                "  " * depth + node.name,
+            )
         console.print(t)
 
     alloc = doc.get("allocations", {})
@@ -109,7 +128,8 @@ def render_profile(doc: dict, console: Console, *, top: int = 20) -> None:
         t = Table(
             title=f"Top allocation lines at the traced peak ({mb(alloc['snapshot_traced'])} of "
             f"{mb(alloc['traced_peak'])} peak traced)",
-            title_justify="left", show_edge=False,
+            title_justify="left",
+            show_edge=False,
         )
         t.add_column("bytes", justify="right")
         t.add_column("blocks", justify="right")
@@ -121,7 +141,8 @@ def render_profile(doc: dict, console: Console, *, top: int = 20) -> None:
         t = Table(
             title=f"Live objects by type ({census['objects']:,} objects, {mb(census['bytes'])}, "
             f"taken at {mb(census['traced_at_census'])} traced)",
-            title_justify="left", show_edge=False,
+            title_justify="left",
+            show_edge=False,
         )
         t.add_column("bytes", justify="right")
         t.add_column("count", justify="right")
@@ -133,13 +154,16 @@ def render_profile(doc: dict, console: Console, *, top: int = 20) -> None:
     arenas = doc.get("arenas", {})
     if arenas.get("available") and arenas.get("arenas_avg") is not None:
         console.print(
-            f"[bold]pymalloc[/]: arenas avg {arenas['arenas_avg']:.1f} / max {arenas['arenas_max']}, "
+            f"[bold]pymalloc[/]: arenas avg {arenas['arenas_avg']:.1f} "
+            f"/ max {arenas['arenas_max']}, "
             f"pools avg {arenas['pools_avg']:.1f} / max {arenas['pools_max']} "
             f"[dim]({arenas['sample_count']} samples; arena {kb(arenas.get('arena_size'))}, "
             f"pool {kb(arenas.get('pool_size'))})[/]"
         )
     elif arenas:
-        console.print(f"[dim]pymalloc arenas: unavailable ({arenas.get('reason', 'no arena data')})[/]")
+        console.print(
+            f"[dim]pymalloc arenas: unavailable ({arenas.get('reason', 'no arena data')})[/]"
+        )
     energy = doc.get("energy", {})
     if energy.get("available"):
         console.print(f"energy: {energy['joules']['median']:.2f} J (median; {energy['scope']})")
@@ -152,8 +176,10 @@ def render_profile(doc: dict, console: Console, *, top: int = 20) -> None:
 def render_optimize(report: dict, console: Console) -> None:
     """Print what ``optimize`` did: per step, its edits, what verification dropped, the gains."""
     app = report["app"]
-    console.print(f"[bold]memtrim optimize[/] {app['entry'] or '-m ' + str(app['module'])} "
-                  f"[dim](mode {report['mode']}, {len(app['workloads'])} workload(s))[/]")
+    console.print(
+        f"[bold]memtrim optimize[/] {app['entry'] or '-m ' + str(app['module'])} "
+        f"[dim](mode {report['mode']}, {len(app['workloads'])} workload(s))[/]"
+    )
     for problem in report.get("problems", []):
         where = problem["path"] + (f":{problem['line']}" if problem.get("line") else "")
         console.print(f"[yellow]skipped[/] {where}: {problem['message']}")
@@ -166,20 +192,28 @@ def render_optimize(report: dict, console: Console) -> None:
         )
         for d in step["dropped"]:
             edit = d["edit"]
-            console.print(f"  [red]dropped[/] {edit['path']}:{edit['line']} {edit['kind']} "
-                          f"{edit['symbol']}: {d['reason']}", highlight=False)
+            console.print(
+                f"  [red]dropped[/] {edit['path']}:{edit['line']} {edit['kind']} "
+                f"{edit['symbol']}: {d['reason']}",
+                highlight=False,
+            )
         gain = step.get("gain")
         if gain:
             t = Table(show_edge=False)
             for col in ("workload", "peak RSS before", "after", "reduction", "time ratio"):
                 t.add_column(col, justify="left" if col == "workload" else "right")
             for name, g in gain.items():
-                t.add_row(name, mb(g["peak_rss_before"]), mb(g["peak_rss_after"]),
-                          f"{g['reduction_pct']:.1f}%",
-                          f"{g['wall_ratio']:.2f}x" if g["wall_ratio"] else "-")
+                t.add_row(
+                    name,
+                    mb(g["peak_rss_before"]),
+                    mb(g["peak_rss_after"]),
+                    f"{g['reduction_pct']:.1f}%",
+                    f"{g['wall_ratio']:.2f}x" if g["wall_ratio"] else "-",
+                )
             console.print(t)
     if report.get("floor_peak_rss"):
         console.print(f"[dim]bare interpreter: {mb(report['floor_peak_rss'])}[/]")
     if report.get("outdir") and report.get("changed") is not None:
-        console.print(f"written to {report['outdir']}" + ("" if report["changed"]
-                                                          else " (no changes)"))
+        console.print(
+            f"written to {report['outdir']}" + ("" if report["changed"] else " (no changes)")
+        )
