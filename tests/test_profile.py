@@ -150,7 +150,10 @@ def test_profile_document_has_every_section(tmp_path: Path) -> None:
     assert doc["allocations"]["available"]
     top = doc["allocations"]["top_lines"][0]
     assert top["file"] == str(app) and top["line"] == 1 and top["bytes"] >= 50 * MB
-    assert doc["allocations"]["census"]["types"][0]["type"] == "bytes"
+    assert doc["census"]["available"]
+    assert doc["census"]["types"][0]["type"] == "bytes"
+    assert doc["census"]["types"][0]["bytes"] >= 50 * MB
+    assert doc["census"]["rss_at_census"] >= 50 * MB
     assert doc["arenas"]["available"] and doc["arenas"]["arenas_max"] >= 1
     assert doc["energy"]["available"] in (True, False)
     if not doc["energy"]["available"]:

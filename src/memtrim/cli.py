@@ -126,8 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-tracemalloc",
         action="store_true",
-        help="skip the tracemalloc run (allocation lines, census, traced import bytes)",
+        help="skip the tracemalloc run (allocation lines, traced import bytes)",
     )
+    p.add_argument("--no-census", action="store_true",
+                   help="skip the run that counts live objects by type at the RSS peak")
     p.add_argument("--no-arenas", action="store_true", help="skip the pymalloc arena run")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
 
@@ -196,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="measurement runs per workload and step (default 1)",
     )
     o.add_argument("--no-measure", action="store_true", help="skip the RSS/time measurements")
+    o.add_argument("--lambda", dest="lambda_pct", type=float, default=1.0, metavar="PCT",
+                   help="keep a step that can cost memory (outlining, lazy imports, hierarchy "
+                   "reduction) only if it lowers peak RSS by at least PCT %% (default 1)")
     o.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     return parser
 
@@ -250,6 +255,7 @@ def cmd_profile(args: argparse.Namespace, app_args: list[str]) -> int:
     skip = {
         "imports": args.no_imports,
         "tracemalloc": args.no_tracemalloc,
+        "census": args.no_census,
         "arenas": args.no_arenas,
     }
     req = ProfileRequest(
@@ -328,6 +334,7 @@ def cmd_optimize(args: argparse.Namespace, app_args: list[str]) -> int:
         check_only=args.check,
         measure=not (args.no_measure or args.diff or args.check),
         repeat=args.repeat,
+        lambda_pct=args.lambda_pct,
     )
     console = Console(quiet=args.quiet)
     err = Console(stderr=True)

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from . import __version__
 from .app import App
@@ -54,6 +55,7 @@ class OptimizeRequest:
     measure: bool = True
     repeat: int = 1
     oracle_repeat: int = 2
+    lambda_pct: float = 1.0
 
 
 def check_outdir(app: App, outdir: Path, force: bool) -> None:
@@ -72,9 +74,14 @@ def check_outdir(app: App, outdir: Path, force: bool) -> None:
 
 def _write_changes(program: Program, changes: dict[str, str], dest: Path) -> None:
     for rel, text in changes.items():
-        encoding = program.encoding_of(rel)
+        module = program.module_by_path(rel)
         target = dest / rel
-        target.write_bytes(text.encode(encoding))
+        if module is None:  # a file a step creates (a cold module, a lazy-import helper)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        else:
+            # written back in the file's own encoding (PEP 263 coding line, BOM)
+            target.write_bytes(module.encode(text))
 
 
 def _build(program: Program, edits: Sequence[Edit], src: Path, dest: Path) -> dict[str, str]:
@@ -83,16 +90,6 @@ def _build(program: Program, edits: Sequence[Edit], src: Path, dest: Path) -> di
     changes = apply_edits(program, edits)
     _write_changes(program, changes, dest)
     return changes
-
-
-def unified_diff(program: Program, changes: dict[str, str]) -> str:
-    """A unified diff of every changed file, as ``git diff`` shows it."""
-    out = []
-    for rel in sorted(changes):
-        before = program.text_of(rel).splitlines(keepends=True)
-        after = changes[rel].splitlines(keepends=True)
-        out.extend(difflib.unified_diff(before, after, f"a/{rel}", f"b/{rel}"))
-    return "".join(out)
 
 
 def _step_gain(before: dict, after: dict) -> dict:
@@ -143,7 +140,9 @@ def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None
         "mode": app.mode,
         "interpreter": {"python": req.python, "args": list(req.python_args)},
         "outdir": str(req.outdir) if req.outdir and not (req.diff_only or req.check_only) else None,
-        "problems": [p.to_dict() for p in program.problems],
+        "problems": [
+            {"path": p.path, "line": p.line, "message": p.message} for p in program.problems
+        ],
         "steps": [],
     }
 
@@ -163,37 +162,140 @@ def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None
 
     with tempfile.TemporaryDirectory(prefix="memtrim-optimize-") as tmp:
         tmpdir = Path(tmp)
-        say("static pass: finding redundant imports, variables, functions and classes")
-        step_started = time.perf_counter()
-        edits = StaticRemovalPass(keep=[*app.keep, *req.keep]).run(program)
-        kept, dropped, runs = _verify_edits(program, edits, app, oracle, req, tmpdir, say)
-        step: dict = {
-            "name": "static-removal",
-            "proposed": len(edits),
-            "kept": [e.to_dict() for e in kept],
-            "dropped": dropped,
-            "edits_by_kind": dict(Counter(e.kind for e in kept)),
-            "verification_runs": runs,
-        }
-        final = tmpdir / "final"
-        changes = _build(program, kept, app.root, final)
-        step["files_changed"] = sorted(changes)
+        current = app.root  # the tree the next step starts from
+        before = report.get("baseline")
+        for index, step_impl in enumerate(default_steps(req)):
+            ctx = StepContext(app=app.relocated(current), oracle=oracle, request=req, say=say)
+            step, built, after = _run_step(index, step_impl, program, ctx, tmpdir, before)
+            report["steps"].append(step)
+            if built is None:
+                continue
+            current, before = built, after or before
+            program = Program.load(current, entry=app.relocated(current).script, module=app.module)
+        report["diff"] = tree_diff(app.root, current)
+        report["changed"] = bool(report["diff"])
         if req.measure:
-            say("measuring the optimized program")
-            after = measure_workloads(
-                app.relocated(final), req.python, req.python_args, repeat=req.repeat
-            )
-            step["measurements"] = after
-            step["gain"] = _step_gain(report["baseline"], after)
-        step["duration"] = round(time.perf_counter() - step_started, 3)
-        report["steps"].append(step)
-        report["diff"] = unified_diff(program, changes)
-        report["changed"] = bool(changes)
+            report["final"] = before
         if req.outdir is not None and not (req.diff_only or req.check_only):
             say(f"writing {req.outdir}")
-            _install(final, req.outdir)
+            _install(current, req.outdir)
     report["duration"] = round(time.perf_counter() - started, 3)
     return report
+
+
+@dataclass
+class StepContext:
+    """What a step may look at: the app as it stands, the oracle, the request."""
+
+    app: App
+    oracle: Oracle
+    request: OptimizeRequest
+    say: Callable[[str], None]
+
+
+class Step(Protocol):
+    """One optimization step: it reads the program and proposes independent edits."""
+
+    name: str
+    description: str
+    # keep the step only if it lowers peak RSS by at least lambda %; steps that
+    # only remove code cannot raise it, so they are kept whatever the noise says
+    needs_gain: bool
+
+    def run(self, program: Program, ctx: StepContext) -> list[Edit]:
+        """Propose this step's edits for ``program``."""
+        ...
+
+
+class StaticRemovalStep:
+    """Step 4 of the paper, statically: unused imports, variables, functions, classes."""
+
+    name = "static-removal"
+    description = "redundant imports, variables, functions and classes (static proof)"
+    needs_gain = False
+
+    def run(self, program: Program, ctx: StepContext) -> list[Edit]:
+        """The static removal pass, honouring the config's and the CLI's keep-lists."""
+        return StaticRemovalPass(keep=[*ctx.app.keep, *ctx.request.keep]).run(program)
+
+
+def default_steps(req: OptimizeRequest) -> list[Step]:
+    """The steps ``optimize`` runs, in order."""
+    return [StaticRemovalStep()]
+
+
+def _run_step(
+    index: int,
+    impl: Step,
+    program: Program,
+    ctx: StepContext,
+    tmpdir: Path,
+    before: dict | None,
+) -> tuple[dict, Path | None, dict | None]:
+    """Propose, verify (bisecting on failure), build and measure one step.
+
+    Returns the step's report entry, the tree it built (None when the step was
+    not kept), and its measurements.
+    """
+    req, say = ctx.request, ctx.say
+    say(f"{impl.name}: {impl.description}")
+    started = time.perf_counter()
+    edits = impl.run(program, ctx)
+    kept, dropped, runs = _verify_edits(program, edits, ctx.app, ctx.oracle, req, tmpdir, say)
+    step: dict = {
+        "name": impl.name,
+        "description": impl.description,
+        "proposed": len(edits),
+        "kept": [e.to_dict() for e in kept],
+        "dropped": dropped,
+        "edits_by_kind": dict(Counter(e.kind for e in kept)),
+        "verification_runs": runs,
+    }
+    built = tmpdir / f"step{index}-{impl.name}"
+    changes = _build(program, kept, ctx.app.root, built)
+    step["files_changed"] = sorted(changes)
+    after = None
+    if req.measure and before is not None:
+        say(f"{impl.name}: measuring")
+        after = measure_workloads(
+            ctx.app.relocated(built), req.python, req.python_args, repeat=req.repeat
+        )
+        step["measurements"] = after
+        step["gain"] = _step_gain(before, after)
+        if impl.needs_gain and kept:
+            gains = [g["reduction_pct"] for g in step["gain"].values()]
+            if not gains or max(gains) < req.lambda_pct:
+                step["kept_step"] = False
+                step["why_not_kept"] = (
+                    f"best peak-RSS reduction {max(gains, default=0):.2f}% is below "
+                    f"lambda = {req.lambda_pct}%"
+                )
+                step["duration"] = round(time.perf_counter() - started, 3)
+                return step, None, None
+    step["kept_step"] = True
+    step["duration"] = round(time.perf_counter() - started, 3)
+    return step, (built if changes else None), after
+
+
+def tree_diff(original: Path, result: Path) -> str:
+    """A unified diff of every Python file that differs between two trees."""
+    out = []
+    names = {p.relative_to(original).as_posix() for p in original.rglob("*.py")}
+    names |= {p.relative_to(result).as_posix() for p in result.rglob("*.py")}
+    for rel in sorted(names):
+        a, b = original / rel, result / rel
+        before = a.read_text(encoding="utf-8", errors="surrogateescape") if a.exists() else ""
+        after = b.read_text(encoding="utf-8", errors="surrogateescape") if b.exists() else ""
+        if before != after:
+            out.extend(
+                difflib.unified_diff(
+                    before.splitlines(keepends=True),
+                    after.splitlines(keepends=True),
+                    f"a/{rel}" if a.exists() else "/dev/null",
+                    f"b/{rel}" if b.exists() else "/dev/null",
+                )
+            )
+    return "".join(out)
 
 
 def _verify_edits(

@@ -8,8 +8,9 @@ it measured to RESULT as a Python literal (no imports needed to write it).
 Modes, one per run so that they do not disturb each other:
   plain        peak RSS (VmHWM) at exit, wall and CPU time: the headline run
   imports      plus the RSS cost of every import (a wrapping meta-path finder)
-  tracemalloc  plus traced bytes per import, top allocation lines and files at
-               the traced peak, and a census of live objects by type there
+  tracemalloc  plus traced bytes per import, and the top allocation lines and
+               files at the highest traced level the sampler saw
+  census       plus a census of live objects by type at the highest RSS seen
   arenas       plus ``sys._debugmallocstats()`` samples written to RESULT.arenas
 
 This file must stay standard-library only and run on Python 3.9 and later: it
@@ -55,7 +56,10 @@ def _record_exit(via):
     _RESULT["cpu"] = [t[0], t[1], t[2], t[3]]
     if _RESULT["exit_via"] == "unknown":
         _RESULT["exit_via"] = via
-    _finish_mode()
+    try:
+        _finish_mode()
+    except Exception as e:  # an instrument's failure must never cost the headline figures
+        _RESULT["harness_error"] = f"{type(e).__name__}: {e}"
     try:
         tmp = _RESULT_PATH + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
@@ -88,6 +92,10 @@ class _ImportRecorder:
         self.events = []  # [name, parent_index, rss0, rss1, traced0, traced1, t0, t1, ok]
         self._traced = traced
         self._statm = os.open("/proc/self/statm", os.O_RDONLY)
+        import gc
+
+        self._gc = gc
+        self._gc_paused = set()
         self._page = os.sysconf("SC_PAGE_SIZE")
 
     def _rss(self):
@@ -97,6 +105,11 @@ class _ImportRecorder:
         stack = self._stacks.setdefault(self._ident(), [])
         if stack and stack[-1][0] == name:  # exec_module after our create_module
             return
+        if not stack and self._gc.isenabled():
+            # a collection during an import frees unrelated memory and would be
+            # charged to the importing module (even making its cost negative)
+            self._gc.disable()
+            self._gc_paused.add(self._ident())
         parent = stack[-1][1] if stack else -1
         index = len(self.events)
         traced = self._traced() if self._traced else 0
@@ -105,14 +118,22 @@ class _ImportRecorder:
 
     def _end(self, name, ok):
         stack = self._stacks.get(self._ident())
-        if not stack or stack[-1][0] != name:
+        if not stack or all(entry[0] != name for entry in stack):
             return
-        _, index = stack.pop()
-        event = self.events[index]
-        event[3] = self._rss()
-        event[5] = self._traced() if self._traced else 0
-        event[7] = time.perf_counter()
-        event[8] = 1 if ok else 0
+        rss = self._rss()
+        traced = self._traced() if self._traced else 0
+        now = time.perf_counter()
+        while True:  # close anything left open above it, so one miss cannot cascade
+            top, index = stack.pop()
+            event = self.events[index]
+            event[3], event[5], event[7] = rss, traced, now
+            event[8] = 1 if ok and top == name else 0
+            if top == name:
+                break
+        if not stack and self._ident() in self._gc_paused:
+            self._gc_paused.discard(self._ident())
+            if not self._gc_paused:
+                self._gc.enable()
 
     def find_spec(self, name, path=None, target=None):
         for finder in sys.meta_path:
@@ -147,7 +168,10 @@ class _ImportRecorder:
                 raise
 
         def exec_module(module):
-            name = module.__name__
+            # the spec's name, not __name__: some extension modules name themselves
+            # differently (_decimal's module object is called "decimal")
+            spec = getattr(module, "__spec__", None)
+            name = spec.name if spec is not None else module.__name__
             recorder._begin(name)
             ok = False
             try:
@@ -165,7 +189,7 @@ class _ImportRecorder:
 
 
 # ---------------------------------------------------------------------------
-# tracemalloc: top lines/files and census at the highest traced level seen
+# tracemalloc: top lines and files at the highest traced level seen
 
 
 class _PeakWatcher:
@@ -176,9 +200,12 @@ class _PeakWatcher:
         self.top = top
         self.best = 0
         self.summary = None
-        self.census = None
-        self.census_at = 0
-        self._next_census = 0.0
+        self.error = None
+        self.snapshot = None
+        self.snapshot_traced = 0
+        self.snapshot_count = 0
+        self.snapshot_seconds = 0.0
+        self._next_snapshot = 0.0
         self._stop = False
 
     def start(self):
@@ -192,7 +219,11 @@ class _PeakWatcher:
         import tracemalloc
 
         while not self._stop and tracemalloc.is_tracing():
-            self.check()
+            try:
+                self.check()
+            except Exception as e:  # keep the app running; say what went wrong
+                self.error = f"{type(e).__name__}: {e}"
+                return
             time.sleep(self.interval)
 
     def check(self, final=False):
@@ -206,24 +237,26 @@ class _PeakWatcher:
         if not tracemalloc.is_tracing():
             return
         current, _ = tracemalloc.get_traced_memory()
-        # a new peak at least 2% above the last one kept (or the final state
+        # a new peak at least 5% above the last one kept (or the final state
         # if nothing was kept yet): keep only the top rows, never the snapshot
-        if current > self.best * 1.02 or (final and self.summary is None):
-            self.summary = self._summarize(tracemalloc.take_snapshot(), current)
+        due = time.perf_counter() >= self._next_snapshot
+        if (current > self.best * 1.05 and (due or final)) or (final and self.snapshot is None):
+            started = time.perf_counter()
+            # keep the raw snapshot (tracemalloc does not trace it) and compute its
+            # statistics once, at exit: they cost several times the snapshot itself
+            self.snapshot = None
+            self.snapshot = tracemalloc.take_snapshot()
+            self.snapshot_traced = current
             self.best = current
-            if time.perf_counter() >= self._next_census:
-                self._take_census(current)
-        if final and self.census_at < 0.9 * self.best:
-            self._take_census(current)
-
-    def _take_census(self, current):
-        started = time.perf_counter()
-        self.census = _census(self.top)
-        self.census_at = current
-        cost = time.perf_counter() - started
-        # a census of a large heap is slow (seconds for millions of objects):
-        # space the costly ones out by 4x their cost so the app keeps running
-        self._next_census = time.perf_counter() + (4 * cost if cost > 0.05 else 0.0)
+            # a snapshot of a large heap costs about a second: space them by their
+            # cost, so the run stays within a few times the plain run's time
+            cost = time.perf_counter() - started
+            self._next_snapshot = time.perf_counter() + cost
+            self.snapshot_count += 1
+            self.snapshot_seconds += cost
+        if final and self.snapshot is not None:
+            self.summary = self._summarize(self.snapshot, self.snapshot_traced)
+            self.snapshot = None
 
     def _summarize(self, snapshot, current):
         import tracemalloc
@@ -234,15 +267,91 @@ class _PeakWatcher:
                 tracemalloc.Filter(False, _HARNESS_FILE),
             )
         )
+        stats = snapshot.statistics("lineno")
         lines = [
             [s.traceback[0].filename, s.traceback[0].lineno, s.size, s.count]
-            for s in snapshot.statistics("lineno")[: self.top]
+            for s in stats[: self.top]
         ]
-        files = [
-            [s.traceback[0].filename, s.size, s.count]
-            for s in snapshot.statistics("filename")[: self.top]
-        ]
+        per_file = {}
+        for stat in stats:  # files from the line totals: one grouping pass, not two
+            entry = per_file.setdefault(stat.traceback[0].filename, [0, 0])
+            entry[0] += stat.size
+            entry[1] += stat.count
+        ranked = sorted(per_file.items(), key=lambda kv: kv[1][0], reverse=True)
+        files = [[name, size, count] for name, (size, count) in ranked[: self.top]]
         return {"traced": current, "lines": lines, "files": files}
+
+
+class _CensusWatcher:
+    """A sampler thread that takes a census of live objects at each new RSS high.
+
+    It runs without tracemalloc (which would trace the census's own allocations
+    and make it several times slower).  A census allocates a set of ids and a
+    list of referents; its own RSS growth raises the bar for the next one.
+    """
+
+    def __init__(self, interval, top=40):
+        self.interval = interval
+        self.top = top
+        self.best = 0
+        self.census = None
+        self.rss_at_census = 0
+        self.count = 0
+        self.seconds = 0.0
+        self.error = None
+        self._next = 0.0
+        self._stop = False
+        self._statm = os.open("/proc/self/statm", os.O_RDONLY)
+        self._page = os.sysconf("SC_PAGE_SIZE")
+
+    def _rss(self):
+        return int(os.pread(self._statm, 128, 0).split()[1]) * self._page
+
+    def start(self):
+        import threading
+
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="memtrim-census", daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while not self._stop:
+            try:
+                self.check()
+            except Exception as e:
+                self.error = f"{type(e).__name__}: {e}"
+                return
+            time.sleep(self.interval)
+
+    def check(self, final=False):
+        with self._lock:
+            rss = self._rss()
+            due = time.perf_counter() >= self._next
+            late = final and (self.census is None or rss > self.rss_at_census * 1.05)
+            if (rss > self.best * 1.05 and due) or late:
+                started = time.perf_counter()
+                self.census = None
+                self.census = _census(self.top)
+                self.rss_at_census = rss
+                cost = time.perf_counter() - started
+                self.count += 1
+                self.seconds += cost
+                self.best = max(rss, self._rss())
+                # a census of millions of objects takes seconds: space those by 4x
+                self._next = time.perf_counter() + (4 * cost if cost > 0.05 else 0.0)
+
+
+def _type_name(tp):
+    """``module.Qualname`` of a type; metaclasses may make these attributes descriptors."""
+    module = getattr(tp, "__module__", None)
+    qualname = getattr(tp, "__qualname__", None)
+    if not isinstance(qualname, str):
+        qualname = getattr(tp, "__name__", None)
+        if not isinstance(qualname, str):
+            qualname = repr(tp)
+    if not isinstance(module, str) or module == "builtins":
+        return qualname
+    return module + "." + qualname
 
 
 def _census(top):
@@ -252,6 +361,7 @@ def _census(top):
     sizeof = sys.getsizeof
     seen = set()
     counts = {}
+    names = {}
     tracked = gc.get_objects()
     for group in (tracked, gc.get_referents(*tracked)):
         for obj in group:
@@ -260,11 +370,10 @@ def _census(top):
                 continue
             seen.add(oid)
             tp = type(obj)
-            name = (
-                tp.__module__ + "." + tp.__qualname__
-                if tp.__module__ != "builtins"
-                else (tp.__qualname__)
-            )
+            name = names.get(tp)
+            if name is None:
+                name = names[tp] = _type_name(tp)
+
             try:
                 size = sizeof(obj)
             except Exception:
@@ -365,11 +474,25 @@ def _finish_mode():
         tracemalloc.stop()
         _RESULT["tracemalloc"] = {
             "peak": peak,
+            "cost": {
+                "snapshots": watcher.snapshot_count,
+                "snapshot_seconds": round(watcher.snapshot_seconds, 3),
+            },
             "final": current,
             "nframes": _MODE_STATE.get("nframes", 1),
             "at_peak": watcher.summary,
-            "census": watcher.census,
-            "census_traced": watcher.census_at,
+            "error": watcher.error,
+        }
+    census = _MODE_STATE.get("census")
+    if census is not None:
+        census._stop = True
+        census.check(final=True)
+        _RESULT["census"] = {
+            "census": census.census,
+            "rss_at_census": census.rss_at_census,
+            "count": census.count,
+            "seconds": round(census.seconds, 3),
+            "error": census.error,
         }
     sampler = _MODE_STATE.get("arenas")
     if sampler is not None:
@@ -392,6 +515,10 @@ def _start_mode(mode, interval, nframes):
         recorder = _ImportRecorder((lambda: traced()[0]) if traced else None)
         _MODE_STATE["imports"] = recorder
         sys.meta_path.insert(0, recorder)
+    elif mode == "census":
+        watcher = _CensusWatcher(interval)
+        _MODE_STATE["census"] = watcher
+        watcher.start()
     elif mode == "arenas":
         sampler = _ArenaSampler(_RESULT_PATH + ".arenas", interval)
         _MODE_STATE["arenas"] = sampler

@@ -9,7 +9,8 @@ perturbs another's figures:
   and flags, so that peak minus floor is what a rewrite of the app can remove;
 * ``imports``: the RSS cost of every import;
 * ``tracemalloc``: traced bytes per import, top allocation lines and files at
-  the traced peak, and a census of live objects by type there;
+  the highest traced level the sampler saw;
+* ``census``: live objects by type at the highest RSS the sampler saw;
 * ``arenas``: pymalloc arenas and pools over time.
 
 The result is a plain dict following ``docs/profile-json.md``
@@ -33,7 +34,7 @@ from .imports import build_import_tree, flatten
 from .runner import ChildRun, run_child
 
 SCHEMA = "memtrim.profile/1"
-ALL_RUNS = ("imports", "tracemalloc", "arenas")
+ALL_RUNS = ("imports", "tracemalloc", "census", "arenas")
 _EMPTY_SCRIPT = "# memtrim: the bare interpreter, for the floor measurement\n"
 
 
@@ -134,14 +135,15 @@ def _arena_section(run: ChildRun) -> dict:
 def _allocation_section(run: ChildRun, top: int) -> dict:
     tm = (run.record or {}).get("tracemalloc")
     if not tm:
-        return {"available": False, "reason": "the tracemalloc run recorded nothing"}
+        return {"available": False, "reason": _missing_reason(run, "tracemalloc")}
     at_peak = tm.get("at_peak") or {"traced": None, "lines": [], "files": []}
-    census = tm.get("census") or {"objects": 0, "bytes": 0, "types": []}
     return {
         "available": True,
         "traced_peak": tm["peak"],
         "snapshot_traced": at_peak["traced"],
         "nframes": tm.get("nframes", 1),
+        "cost": tm.get("cost"),
+        "error": tm.get("error"),
         "top_lines": [
             {"file": f, "line": ln, "bytes": size, "count": count}
             for f, ln, size, count in at_peak["lines"][:top]
@@ -149,16 +151,35 @@ def _allocation_section(run: ChildRun, top: int) -> dict:
         "top_files": [
             {"file": f, "bytes": size, "count": count} for f, size, count in at_peak["files"][:top]
         ],
-        "census": {
-            "traced_at_census": tm.get("census_traced"),
-            "objects": census["objects"],
-            "bytes": census["bytes"],
-            "types": [
-                {"type": name, "count": count, "bytes": size}
-                for name, count, size in census["types"][:top]
-            ],
-        },
     }
+
+
+def _census_section(run: ChildRun, top: int) -> dict:
+    data = (run.record or {}).get("census")
+    if not data or not data.get("census"):
+        return {"available": False, "reason": _missing_reason(run, "census")}
+    census = data["census"]
+    return {
+        "available": True,
+        "rss_at_census": data["rss_at_census"],
+        "censuses": data["count"],
+        "seconds": data["seconds"],
+        "error": data.get("error"),
+        "objects": census["objects"],
+        "bytes": census["bytes"],
+        "types": [
+            {"type": name, "count": count, "bytes": size}
+            for name, count, size in census["types"][:top]
+        ],
+    }
+
+
+def _missing_reason(run: ChildRun, what: str) -> str:
+    if run.record and run.record.get("harness_error"):
+        return f"the {what} run's harness failed: {run.record['harness_error']}"
+    if run.failed:
+        return f"the {what} run failed: {_failure_message(run, 'it')[0]}"
+    return f"the {what} run recorded nothing"
 
 
 def _import_section(imports_run: ChildRun | None, tm_run: ChildRun | None) -> dict:
@@ -315,6 +336,11 @@ def profile(req: ProfileRequest, progress: Callable[[str], None] | None = None) 
         _allocation_section(extra["tracemalloc"], req.top)
         if "tracemalloc" in extra
         else {"available": False, "reason": "skipped (--no-tracemalloc)"}
+    )
+    doc["census"] = (
+        _census_section(extra["census"], req.top)
+        if "census" in extra
+        else {"available": False, "reason": "skipped (--no-census)"}
     )
     doc["arenas"] = (
         _arena_section(extra["arenas"])

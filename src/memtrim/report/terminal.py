@@ -137,10 +137,16 @@ def render_profile(doc: dict, console: Console, *, top: int = 20) -> None:
         for row in alloc["top_lines"][: top // 2 or 1]:
             t.add_row(kb(row["bytes"]), f"{row['count']:,}", f"{row['file']}:{row['line']}")
         console.print(t)
-        census = alloc["census"]
+        if alloc.get("snapshot_traced") and alloc["snapshot_traced"] < 0.9 * alloc["traced_peak"]:
+            console.print(
+                "[dim]the snapshot missed part of a short-lived peak: snapshots are spaced by "
+                "their own cost to keep the run short[/]"
+            )
+    census = doc.get("census", {})
+    if census.get("available"):
         t = Table(
-            title=f"Live objects by type ({census['objects']:,} objects, {mb(census['bytes'])}, "
-            f"taken at {mb(census['traced_at_census'])} traced)",
+            title=f"Live objects by type at the RSS high ({census['objects']:,} objects, "
+            f"{mb(census['bytes'])}, taken at {mb(census['rss_at_census'])} RSS)",
             title_justify="left",
             show_edge=False,
         )
@@ -197,6 +203,8 @@ def render_optimize(report: dict, console: Console) -> None:
                 f"{edit['symbol']}: {d['reason']}",
                 highlight=False,
             )
+        if step.get("kept_step") is False:
+            console.print(f"  [yellow]step not kept:[/] {step['why_not_kept']}")
         gain = step.get("gain")
         if gain:
             t = Table(show_edge=False)
