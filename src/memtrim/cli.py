@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="traceback frames kept by tracemalloc (default 1)",
     )
+    p.add_argument("--expect-exit", type=int, default=0, metavar="CODE",
+                   help="the application's normal exit status (default 0); any other is a failure")
     p.add_argument("--no-imports", action="store_true", help="skip the import-cost run")
     p.add_argument(
         "--no-tracemalloc",
@@ -271,6 +273,7 @@ def cmd_profile(args: argparse.Namespace, app_args: list[str]) -> int:
         runs=[r for r in ALL_RUNS if not skip[r]],
         nframes=args.frames,
         top=args.top,
+        expect_exit=args.expect_exit,
     )
     console = Console(stderr=False, quiet=args.quiet)
     err = Console(stderr=True)

@@ -56,6 +56,7 @@ class ProfileRequest:
     nframes: int = 1
     top: int = 20
     workdir: Path | None = None
+    expect_exit: int = 0  # the application's normal exit status
 
 
 class ProfileFailed(Exception):
@@ -95,7 +96,7 @@ def _run_summary(run: ChildRun) -> dict:
     }
 
 
-def _failure_message(run: ChildRun, what: str) -> tuple[str, int]:
+def _failure_message(run: ChildRun, what: str, expect_exit: int = 0) -> tuple[str, int]:
     """A one-line description of why ``run`` failed, and memtrim's exit code for it."""
     if run.error and run.error[0] == "syntax":
         return f"syntax error: {run.error[1]}", 2
@@ -105,7 +106,8 @@ def _failure_message(run: ChildRun, what: str) -> tuple[str, int]:
         return f"{what} timed out; the whole process tree was killed", 4
     if run.signal:
         return f"{what} was killed by {run.signal}", 3
-    return f"{what} exited with status {run.exit_code}", 3
+    expected = f" (expected {expect_exit})" if expect_exit else ""
+    return f"{what} exited with status {run.exit_code}{expected}", 3
 
 
 def _arena_section(run: ChildRun) -> dict:
@@ -174,10 +176,14 @@ def _census_section(run: ChildRun, top: int) -> dict:
     }
 
 
+def _failed(run: ChildRun, expect_exit: int) -> bool:
+    return run.timed_out or run.exit_code != expect_exit
+
+
 def _missing_reason(run: ChildRun, what: str) -> str:
     if run.record and run.record.get("harness_error"):
         return f"the {what} run's harness failed: {run.record['harness_error']}"
-    if run.failed:
+    if run.exit_code is None or run.signal:
         return f"the {what} run failed: {_failure_message(run, 'it')[0]}"
     return f"the {what} run recorded nothing"
 
@@ -242,6 +248,7 @@ def profile(req: ProfileRequest, progress: Callable[[str], None] | None = None) 
             "cpus": os.cpu_count(),
         },
         "settings": {
+            "expect_exit": req.expect_exit,
             "interval": req.interval,
             "repeat": req.repeat,
             "timeout": req.timeout,
@@ -269,7 +276,7 @@ def profile(req: ProfileRequest, progress: Callable[[str], None] | None = None) 
         energies.append([r.stop() for r in readers])
         headline.append(hr)
         doc["runs"].append(_run_summary(hr))
-        if hr.failed:
+        if _failed(hr, req.expect_exit):
             break
     first = headline[0]
     if first.record and first.record.get("python"):
@@ -306,8 +313,8 @@ def profile(req: ProfileRequest, progress: Callable[[str], None] | None = None) 
     doc["energy"] = _energy_section(readers, energies)
 
     last = headline[-1]
-    if last.failed:
-        message, code = _failure_message(last, "the application")
+    if _failed(last, req.expect_exit):
+        message, code = _failure_message(last, "the application", req.expect_exit)
         doc["failure"] = {"message": message, "stderr_tail": last.stderr_tail()}
         raise ProfileFailed(message, doc, code)
 
@@ -347,7 +354,7 @@ def profile(req: ProfileRequest, progress: Callable[[str], None] | None = None) 
         if "arenas" in extra
         else {"available": False, "reason": "skipped (--no-arenas)"}
     )
-    failed_extra = [r for r in extra.values() if r.failed]
+    failed_extra = [r for r in extra.values() if _failed(r, req.expect_exit)]
     if failed_extra:
         doc["warnings"] = [
             f"the {r.mode} run failed ({_failure_message(r, 'it')[0]}); its figures may be partial"

@@ -1,0 +1,726 @@
+"""Scopes, bindings and raw references of one module, collected in a single AST walk.
+
+The walk creates a graph node for everything that could be removed (imports,
+simple assignments, functions, classes) and records, for every piece of code,
+which node *owns* it: the module's top-level code, a function, a class, or the
+right-hand side of an assignment.  Names are not resolved here (a function
+may use a global bound further down); :mod:`memtrim.analysis.resolve` does
+that once every module has been walked.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+from memtrim.analysis.graph import Graph
+from memtrim.program import ModuleSource
+
+_KEEP_COMMENT = re.compile(r"#[ \t]*memtrim:[ \t]*keep\b")
+
+# Fields that never hold child nodes (or hold names as strings).
+_NON_NODE = frozenset({
+    "ctx", "op", "ops", "id", "arg", "attr", "name", "names", "module", "level", "kind",
+    "type_comment", "type_ignores", "is_async", "conversion", "simple", "tag", "rest",
+    "kwd_attrs", "asname",
+})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+# Calls and attributes that may look names up dynamically; judged in guards.py.
+DYNAMIC_CALLS = frozenset({
+    "eval", "exec", "compile", "getattr", "setattr", "hasattr", "delattr", "globals",
+    "locals", "vars", "dir", "__import__",
+})
+DYNAMIC_CALL_ATTRS = frozenset({
+    "import_module", "attrgetter", "methodcaller", "getmembers", "getmembers_static",
+    "__import__", "__getattribute__", "getattr_static",
+})
+DYNAMIC_ATTRS = frozenset({"__dict__", "f_globals", "f_locals", "modules"})
+
+_IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
+
+
+@dataclass(eq=False, slots=True)
+class Binding:
+    """One way a name gets bound in a scope.
+
+    ``kind`` is ``import``, ``def``, ``class``, ``assign`` (removable
+    ``x = value``), ``param`` or ``other`` (loop targets, ``with ... as``,
+    augmented assignment, tuple targets...).  ``node`` is the graph node of
+    a removable binding, else -1.  ``index`` is the position of the binding
+    statement among its scope's top-level statements (-1 when nested in an
+    ``if``/``try``/loop, i.e. conditional).
+    """
+
+    name: str
+    kind: str
+    scope: Scope
+    node: int
+    line: int
+    index: int
+    stmt: ast.AST | None = None
+    module: str | None = None  # import: the module named (absolute); None if unresolvable
+    attr: str | None = None  # from-import: the imported name
+    bound_module: str | None = None  # import: the module object the name is bound to
+
+
+@dataclass(eq=False, slots=True)
+class Scope:
+    """A module, class, function, lambda or comprehension scope."""
+
+    kind: str
+    qualname: str
+    parent: Scope | None
+    info: ModuleInfo
+    node: ast.AST
+    owner: int
+    bindings: dict[str, list[Binding]] = field(default_factory=dict)
+    globals: set[str] | None = None
+    nonlocals: set[str] | None = None
+    live: dict[str, list[Binding]] | None = None  # cache of resolve.live_bindings
+
+
+@dataclass(eq=False)
+class ModuleInfo:
+    """Everything the walk found in one module."""
+
+    name: str
+    source: ModuleSource
+    package: str
+    node: int
+    scope: Scope | None = None
+    # (scope, name, attributes read after it, owner node, used as a value?)
+    chains: list[tuple[Scope, str, tuple[str, ...], int, bool]] = field(default_factory=list)
+    attr_refs: list[tuple[int, str]] = field(default_factory=list)
+    # (what, scope, node, owner) for guards.py
+    dynamic: list[tuple[str, Scope, ast.AST, int]] = field(default_factory=list)
+    # (scope, value expression, owner of the statement, value node)
+    values: list[tuple[Scope, ast.expr, int, int]] = field(default_factory=list)
+    defs: list[int] = field(default_factory=list)
+    imports: list[Binding] = field(default_factory=list)
+    star_imports: list[tuple[str | None, int]] = field(default_factory=list)
+    all_names: list[tuple[str, int]] | None = None  # names in __all__, with their line
+    all_dynamic: bool = False
+    keep_lines: set[int] = field(default_factory=set)
+    uses_pickle: bool = False
+    imported: set[str] = field(default_factory=set)
+    members: dict[str, list[int]] = field(default_factory=dict)  # module-level name -> nodes
+    scopes: list[Scope] = field(default_factory=list)
+
+    def release(self) -> None:
+        """Break the scope <-> binding cycles so the analysis is freed by reference counting."""
+        for scope in self.scopes:
+            scope.bindings = {}
+            scope.live = None
+        self.scopes = []
+        self.scope = None
+        self.chains = []
+        self.dynamic = []
+        self.values = []
+        self.imports = []
+
+
+def keep_comment_lines(text: str | None) -> set[int]:
+    """Line numbers carrying a ``# memtrim: keep`` comment."""
+    if not text or "memtrim" not in text:
+        return set()
+    return {text.count("\n", 0, m.start()) + 1 for m in _KEEP_COMMENT.finditer(text)}
+
+
+def relative_base(info_package: str, module: str | None, level: int) -> str | None:
+    """The absolute module a ``from`` import names, or None when it climbs out of the tree."""
+    if level == 0:
+        return module
+    parts = info_package.split(".") if info_package else []
+    if level - 1 > len(parts) or (level - 1 == len(parts) and not module):
+        return None
+    base = parts[: len(parts) - (level - 1)]
+    if module:
+        base.append(module)
+    return ".".join(base) if base else None
+
+
+class SymbolBuilder:
+    """Walks one module's tree, filling a :class:`ModuleInfo` and adding nodes to the graph."""
+
+    def __init__(self, graph: Graph, source: ModuleSource) -> None:
+        self.g = graph
+        self.src = source
+        name = source.name
+        package = name if source.is_package else name.rpartition(".")[0]
+        node = graph.add("module", name, "", name, 1, -1)
+        graph.module_nodes[name] = node
+        self.info = ModuleInfo(name, source, package, node)
+        self.info.keep_lines = keep_comment_lines(source.text)
+        self.index = -1
+        self.import_guard = False
+        self.in_annotation = False
+        self.handlers = {
+            ast.FunctionDef: self.v_def,
+            ast.AsyncFunctionDef: self.v_def,
+            ast.ClassDef: self.v_class,
+            ast.Import: self.v_import,
+            ast.ImportFrom: self.v_importfrom,
+            ast.Assign: self.v_assign,
+            ast.AnnAssign: self.v_annassign,
+            ast.AugAssign: self.v_augassign,
+            ast.Name: self.v_name,
+            ast.Attribute: self.v_attribute,
+            ast.Call: self.v_call,
+            ast.Subscript: self.v_subscript,
+            ast.Constant: self.v_constant,
+            ast.Lambda: self.v_lambda,
+            ast.ListComp: self.v_comp,
+            ast.SetComp: self.v_comp,
+            ast.GeneratorExp: self.v_comp,
+            ast.DictComp: self.v_comp,
+            ast.NamedExpr: self.v_namedexpr,
+            ast.Global: self.v_global,
+            ast.Nonlocal: self.v_nonlocal,
+            ast.Try: self.v_try,
+            ast.ExceptHandler: self.v_excepthandler,
+            ast.MatchAs: self.v_matchname,
+            ast.MatchStar: self.v_matchname,
+            ast.MatchMapping: self.v_matchmapping,
+            ast.If: self.v_compound,
+            ast.For: self.v_compound,
+            ast.AsyncFor: self.v_compound,
+            ast.While: self.v_compound,
+            ast.With: self.v_compound,
+            ast.AsyncWith: self.v_compound,
+            ast.Match: self.v_compound,
+        }
+        try_star = getattr(ast, "TryStar", None)
+        if try_star is not None:
+            self.handlers[try_star] = self.v_try
+
+    # -- driver -------------------------------------------------------------
+
+    def build(self) -> ModuleInfo:
+        """Walk the module and return what was found."""
+        info = self.info
+        tree = self.src.tree
+        assert tree is not None
+        self.scope = info.scope = self.new_scope("module", "", tree, info.node)
+        self.owner = info.node
+        self.body(tree.body, top=True)
+        self.handlers = {}  # bound methods: a cycle through self
+        return info
+
+    def new_scope(self, kind: str, qualname: str, node: ast.AST, owner: int) -> Scope:
+        parent = self.scope if kind != "module" else None
+        scope = Scope(kind, qualname, parent, self.info, node, owner)
+        self.info.scopes.append(scope)
+        return scope
+
+    def visit(self, node: ast.AST) -> None:
+        handler = self.handlers.get(node.__class__)
+        if handler is not None:
+            handler(node)
+        else:
+            self.generic(node)
+
+    def generic(self, node: ast.AST) -> None:
+        cls = node.__class__
+        fields = _FIELDS.get(cls)
+        if fields is None:
+            fields = _FIELDS[cls] = tuple(f for f in cls._fields if f not in _NON_NODE)
+        visit = self.visit
+        for f in fields:
+            value = getattr(node, f, None)
+            if value is None:
+                continue
+            if value.__class__ is list:
+                for item in value:
+                    if item is not None and isinstance(item, ast.AST):
+                        visit(item)
+            elif isinstance(value, ast.AST):
+                visit(value)
+
+    def body(self, stmts: list[ast.stmt], top: bool) -> None:
+        saved = self.index
+        visit = self.visit
+        if top:
+            for i, stmt in enumerate(stmts):
+                self.index = i
+                visit(stmt)
+        else:
+            self.index = -1
+            for stmt in stmts:
+                visit(stmt)
+        self.index = saved
+
+    # -- bindings -----------------------------------------------------------
+
+    def qual(self, name: str) -> str:
+        q = self.scope.qualname
+        return f"{q}.{name}" if q else name
+
+    def bind(
+        self, name: str, kind: str, node: int = -1, stmt: ast.AST | None = None,
+        scope: Scope | None = None, **extra: str | None,
+    ) -> Binding:
+        scope = scope or self.scope
+        index = self.index if scope is self.scope else -1
+        if scope.kind != "module":
+            if scope.globals and name in scope.globals:
+                scope, kind, index = self.info.scope, "other", -1  # type: ignore[assignment]
+            elif scope.nonlocals and name in scope.nonlocals:
+                target = self._nonlocal_scope(scope, name)
+                if target is not None:
+                    scope, kind, index = target, "other", -1
+        line = getattr(stmt, "lineno", 0) if stmt is not None else 0
+        b = Binding(name, kind, scope, node, line, index, stmt, **extra)  # type: ignore[arg-type]
+        scope.bindings.setdefault(name, []).append(b)
+        if scope.kind == "module" and node >= 0:
+            self.info.members.setdefault(name, []).append(node)
+        return b
+
+    @staticmethod
+    def _nonlocal_scope(scope: Scope, name: str) -> Scope | None:
+        s = scope.parent
+        while s is not None and s.kind != "module":
+            if s.kind != "class" and name in s.bindings:
+                return s
+            s = s.parent
+        return None
+
+    def removable_name(self, name: str) -> bool:
+        """A simple assignment to ``name`` in the current scope may be removed."""
+        scope = self.scope
+        if name.startswith("__") and name.endswith("__"):
+            return False  # __all__, __version__, __tracebackhide__: read implicitly
+        if scope.globals and name in scope.globals:
+            return False
+        return not (scope.nonlocals and name in scope.nonlocals)
+
+    def kept(self, nid: int, first: int, last: int) -> None:
+        """Pin ``nid`` when a ``# memtrim: keep`` comment is on one of its lines."""
+        lines = self.info.keep_lines
+        if lines and any(line in lines for line in range(first, last + 1)):
+            self.g.roots.append(nid)
+            self.g.guard_reasons.setdefault(nid, "marked '# memtrim: keep'")
+
+    # -- definitions --------------------------------------------------------
+
+    def v_def(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        g, scope = self.g, self.scope
+        qual = self.qual(node.name)
+        data = {"scope": scope, "decorators": node.decorator_list}
+        nid = g.add("function", self.info.name, qual, node.name, node.lineno, self.owner, node,
+                    data)
+        self.bind(node.name, "def", nid, node)
+        if scope.kind == "class":
+            g.member(scope.owner, node.name, nid)
+        self.info.defs.append(nid)
+        first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+        self.kept(nid, first, node.body[0].lineno - 1 if node.body[0].lineno > node.lineno
+                  else node.lineno)
+        saved_owner = self.owner
+        self.owner = nid
+        for dec in node.decorator_list:
+            self.visit(dec)
+        args = node.args
+        for default in args.defaults:
+            self.visit(default)
+        for default in args.kw_defaults:
+            if default is not None:
+                self.visit(default)
+        all_args = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+        if args.vararg:
+            all_args.append(args.vararg)
+        if args.kwarg:
+            all_args.append(args.kwarg)
+        for a in all_args:
+            if a.annotation is not None:
+                self.annotation(a.annotation)
+        if node.returns is not None:
+            self.annotation(node.returns)
+        fscope = self.new_scope("function", qual, node, nid)
+        self.scope = fscope
+        for a in all_args:
+            self.bind(a.arg, "param")
+        self.body(node.body, top=True)
+        self.scope = scope
+        self.owner = saved_owner
+
+    def v_class(self, node: ast.ClassDef) -> None:
+        g, scope = self.g, self.scope
+        qual = self.qual(node.name)
+        data = {"scope": scope, "decorators": node.decorator_list}
+        nid = g.add("class", self.info.name, qual, node.name, node.lineno, self.owner, node, data)
+        self.bind(node.name, "class", nid, node)
+        if scope.kind == "class":
+            g.member(scope.owner, node.name, nid)
+        self.info.defs.append(nid)
+        first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+        self.kept(nid, first, node.lineno)
+        saved_owner = self.owner
+        self.owner = nid
+        for dec in node.decorator_list:
+            self.visit(dec)
+        for base in node.bases:
+            self.visit(base)
+        for kw in node.keywords:
+            self.visit(kw.value)
+        cscope = self.new_scope("class", qual, node, nid)
+        self.scope = cscope
+        self.body(node.body, top=True)
+        self.scope = scope
+        self.owner = saved_owner
+
+    # -- imports ------------------------------------------------------------
+
+    def _import_node(self, node: ast.stmt, bound: str, data: dict) -> int:
+        g = self.g
+        data["scope"] = self.scope
+        data["guarded"] = self.import_guard
+        nid = g.add("import", self.info.name, self.qual(bound), bound, node.lineno, self.owner,
+                    node, data)
+        self.kept(nid, node.lineno, node.end_lineno or node.lineno)
+        if self.scope.kind == "class":
+            g.guard(self.owner, nid, "import in a class body binds a class attribute")
+        return nid
+
+    def v_import(self, node: ast.Import) -> None:
+        seen: dict[tuple[str, str | None], int] = {}
+        for alias in node.names:
+            key = (alias.name, alias.asname)
+            occurrence = seen[key] = seen.get(key, -1) + 1
+            if alias.asname:
+                bound, bound_module = alias.asname, alias.name
+            else:
+                bound = bound_module = alias.name.partition(".")[0]
+            data = {"alias": alias.name, "asname": alias.asname, "occurrence": occurrence}
+            nid = self._import_node(node, bound, data)
+            b = self.bind(bound, "import", nid, node, module=alias.name, bound_module=bound_module)
+            data["binding"] = b
+            if b.kind != "import":  # `global x` then `import x`: keep it
+                self.g.guard(self.owner, nid, "import binds a global declared in a function")
+            self.info.imports.append(b)
+            self.info.imported.add(alias.name)
+
+    def v_importfrom(self, node: ast.ImportFrom) -> None:
+        base = relative_base(self.info.package, node.module, node.level)
+        info = self.info
+        if base:
+            info.imported.add(base)
+        seen: dict[tuple[str, str | None], int] = {}
+        for alias in node.names:
+            key = (alias.name, alias.asname)
+            occurrence = seen[key] = seen.get(key, -1) + 1
+            data = {"alias": alias.name, "asname": alias.asname, "occurrence": occurrence,
+                    "from": base, "level": node.level}
+            if alias.name == "*":
+                nid = self._import_node(node, "*", data)
+                self.g.guard(self.owner, nid, "star import")
+                if self.scope.kind == "module":
+                    info.star_imports.append((base, nid))
+                b = Binding("*", "import", self.scope, nid, node.lineno, self.index, node,
+                            module=base, attr="*")
+                data["binding"] = b
+                info.imports.append(b)
+                continue
+            bound = alias.asname or alias.name
+            nid = self._import_node(node, bound, data)
+            b = self.bind(bound, "import", nid, node, module=base, attr=alias.name)
+            data["binding"] = b
+            if b.kind != "import":
+                self.g.guard(self.owner, nid, "import binds a global declared in a function")
+            if base == "__future__":
+                self.g.guard(self.owner, nid, "__future__ import changes how the module compiles")
+            elif base:
+                info.imported.add(f"{base}.{alias.name}")
+            info.imports.append(b)
+
+    # -- assignments ----------------------------------------------------------
+
+    def _value_node(self, node: ast.stmt, targets: list[str], value: ast.expr) -> None:
+        """A simple assignment: one node per target name and one for the value."""
+        g, scope = self.g, self.scope
+        label = "=".join(targets)
+        target_nodes: list[int] = []
+        vid = g.add("value", self.info.name, self.qual(label) + "=", label, node.lineno,
+                    self.owner, node, {"scope": scope, "expr": value, "targets": target_nodes})
+        pinned = False
+        for name in targets:
+            if self.removable_name(name):
+                tid = g.add("variable", self.info.name, self.qual(name), name, node.lineno,
+                            self.owner, node, {"value": vid, "targets": targets})
+                self.bind(name, "assign", tid, node)
+                g.edge(tid, vid)
+                target_nodes.append(tid)
+                self.kept(tid, node.lineno, node.end_lineno or node.lineno)
+            else:
+                self.bind(name, "other", -1, node)
+                pinned = True
+        if pinned:
+            g.edge(self.owner, vid)
+        saved = self.owner
+        self.owner = vid
+        self.visit(value)
+        self.owner = saved
+        self.info.values.append((scope, value, saved, vid))
+
+    def v_assign(self, node: ast.Assign) -> None:
+        scope = self.scope
+        targets = node.targets
+        if scope.kind == "module" and any(
+            t.__class__ is ast.Name and t.id == "__all__" for t in targets
+        ):
+            self._all_names(node.value, reset=True)
+        if scope.kind in ("module", "function") and all(t.__class__ is ast.Name for t in targets):
+            self._value_node(node, [t.id for t in targets], node.value)  # type: ignore[attr-defined]
+            return
+        self.visit(node.value)
+        for t in targets:
+            self.visit(t)
+
+    def v_annassign(self, node: ast.AnnAssign) -> None:
+        # Only a function's locals: at module level the annotation lands in __annotations__.
+        if (
+            self.scope.kind == "function" and node.value is not None
+            and node.target.__class__ is ast.Name
+        ):
+            target: ast.Name = node.target  # type: ignore[assignment]
+            saved = self.owner
+            self._value_node(node, [target.id], node.value)
+            self.owner = saved
+            return
+        if self.scope.kind == "module" and node.value is not None and (
+            node.target.__class__ is ast.Name and node.target.id == "__all__"  # type: ignore[attr-defined]
+        ):
+            self._all_names(node.value, reset=True)
+        self.annotation(node.annotation)
+        if node.value is not None:
+            self.visit(node.value)
+        self.visit(node.target)
+
+    def v_augassign(self, node: ast.AugAssign) -> None:
+        target = node.target
+        if target.__class__ is ast.Name:
+            name = target.id  # type: ignore[attr-defined]
+            if self.scope.kind == "module" and name == "__all__":
+                self._all_names(node.value, reset=False)
+            self.info.chains.append((self.scope, name, (), self.owner, False))
+            self.bind(name, "other", -1, node)
+        else:
+            self.visit(target)
+            if target.__class__ is ast.Attribute:  # obj.x += 1 reads obj.x
+                self.info.attr_refs.append((self.owner, target.attr))  # type: ignore[attr-defined]
+        self.visit(node.value)
+
+    def _all_names(self, value: ast.expr, reset: bool) -> None:
+        info = self.info
+        if reset or info.all_names is None:
+            info.all_names = []
+        if isinstance(value, (ast.List, ast.Tuple)) and all(
+            isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts
+        ):
+            info.all_names.extend((e.value, e.lineno) for e in value.elts)  # type: ignore[attr-defined]
+        else:
+            info.all_dynamic = True
+
+    # -- expressions --------------------------------------------------------
+
+    def v_name(self, node: ast.Name) -> None:
+        ctx = node.ctx.__class__
+        if ctx is ast.Store:
+            self.bind(node.id, "other")
+        elif ctx is ast.Load:
+            self.info.chains.append((self.scope, node.id, (), self.owner, True))
+        else:  # del x: needs x bound (a use), and unbinds it (so x is not a plain import)
+            self.info.chains.append((self.scope, node.id, (), self.owner, False))
+            self.bind(node.id, "other")
+
+    def v_attribute(self, node: ast.Attribute) -> None:
+        attrs = []
+        cur: ast.expr = node
+        while cur.__class__ is ast.Attribute:
+            attrs.append(cur.attr)  # type: ignore[attr-defined]
+            cur = cur.value  # type: ignore[attr-defined]
+        attrs.reverse()
+        for a in attrs:
+            if a in DYNAMIC_ATTRS:
+                self.info.dynamic.append(("." + a, self.scope, node, self.owner))
+        if node.ctx.__class__ is not ast.Load:
+            attrs.pop()  # obj.x = v / del obj.x: x is written, not read
+            as_value = False
+        else:
+            as_value = True
+        if cur.__class__ is ast.Name:
+            self.info.chains.append((self.scope, cur.id, tuple(attrs), self.owner, as_value))  # type: ignore[attr-defined]
+        else:
+            self.visit(cur)
+            refs = self.info.attr_refs
+            for a in attrs:
+                refs.append((self.owner, a))
+
+    def _sys_modules(self, node: ast.AST, expr: ast.expr) -> bool:
+        """``sys.modules[key]`` or ``sys.modules.get(key)``: judged by the key (guards.py)."""
+        if not (isinstance(expr, ast.Attribute) and expr.attr == "modules"):
+            return False
+        self.info.dynamic.append(("sys.modules[]", self.scope, node, self.owner))
+        self.visit(expr.value)  # not the attribute itself: that would be any module
+        return True
+
+    def v_subscript(self, node: ast.Subscript) -> None:
+        if self._sys_modules(node, node.value):
+            self.visit(node.slice)
+        else:
+            self.generic(node)
+
+    def v_call(self, node: ast.Call) -> None:
+        func = node.func
+        info = self.info
+        if isinstance(func, ast.Attribute) and func.attr == "get" and self._sys_modules(
+            node, func.value
+        ):
+            for arg in node.args:
+                self.visit(arg)
+            return
+        if func.__class__ is ast.Name:
+            if func.id in DYNAMIC_CALLS:  # type: ignore[attr-defined]
+                info.dynamic.append((func.id, self.scope, node, self.owner))  # type: ignore[attr-defined]
+        elif func.__class__ is ast.Attribute:
+            attr = func.attr  # type: ignore[attr-defined]
+            if attr in DYNAMIC_CALL_ATTRS:
+                info.dynamic.append(("." + attr, self.scope, node, self.owner))
+            elif (
+                attr in ("extend", "append") and self.scope.kind == "module"
+                and func.value.__class__ is ast.Name and func.value.id == "__all__"  # type: ignore[attr-defined]
+            ):
+                arg = node.args[0] if node.args else None
+                if attr == "append" and isinstance(arg, ast.Constant):
+                    arg = ast.List([arg], ast.Load())
+                self._all_names(arg, reset=False)  # type: ignore[arg-type]
+        for kw in node.keywords:
+            if kw.arg == "allow_pickle":
+                info.uses_pickle = True
+        self.generic(node)
+
+    def v_constant(self, node: ast.Constant) -> None:
+        # A string annotation ("Foo", List["Foo"]) names Foo.
+        if self.in_annotation and isinstance(node.value, str):
+            try:
+                expr = ast.parse(node.value.strip(), mode="eval").body
+            except (SyntaxError, ValueError):
+                return
+            for sub in ast.walk(expr):
+                sub.lineno = node.lineno  # type: ignore[attr-defined]
+            self.visit(expr)
+
+    def annotation(self, node: ast.expr) -> None:
+        saved = self.in_annotation
+        self.in_annotation = True
+        self.visit(node)
+        self.in_annotation = saved
+
+    def v_lambda(self, node: ast.Lambda) -> None:
+        args = node.args
+        for default in args.defaults:
+            self.visit(default)
+        for default in args.kw_defaults:
+            if default is not None:
+                self.visit(default)
+        scope = self.scope
+        self.scope = self.new_scope("lambda", scope.qualname, node, self.owner)
+        for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+            if a is not None:
+                self.bind(a.arg, "param")
+        self.visit(node.body)
+        self.scope = scope
+
+    def v_comp(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp) -> None:
+        gens = node.generators
+        self.visit(gens[0].iter)  # evaluated in the enclosing scope
+        scope = self.scope
+        self.scope = self.new_scope("comprehension", scope.qualname, node, self.owner)
+        for i, gen in enumerate(gens):
+            if i:
+                self.visit(gen.iter)
+            self.visit(gen.target)
+            for cond in gen.ifs:
+                self.visit(cond)
+        if isinstance(node, ast.DictComp):
+            self.visit(node.key)
+            self.visit(node.value)
+        else:
+            self.visit(node.elt)
+        self.scope = scope
+
+    def v_namedexpr(self, node: ast.NamedExpr) -> None:
+        self.visit(node.value)
+        scope = self.scope
+        while scope.kind == "comprehension" and scope.parent is not None:
+            scope = scope.parent
+        self.bind(node.target.id, "other", scope=scope)
+
+    # -- statements -----------------------------------------------------------
+
+    def v_global(self, node: ast.Global) -> None:
+        if self.scope.kind != "module":
+            if self.scope.globals is None:
+                self.scope.globals = set()
+            self.scope.globals.update(node.names)
+
+    def v_nonlocal(self, node: ast.Nonlocal) -> None:
+        if self.scope.nonlocals is None:
+            self.scope.nonlocals = set()
+        self.scope.nonlocals.update(node.names)
+        for name in node.names:  # needs the enclosing binding to exist: a use of it
+            self.info.chains.append((self.scope, name, (), self.owner, False))
+
+    def v_compound(self, node: ast.stmt) -> None:
+        saved = self.index
+        self.index = -1
+        self.generic(node)
+        self.index = saved
+
+    def v_try(self, node: ast.Try) -> None:
+        saved_index, saved_guard = self.index, self.import_guard
+        self.index = -1
+        if any(_catches_import_error(h) for h in node.handlers):
+            self.import_guard = True  # the import's failure is observable
+        self.body(node.body, top=False)
+        self.import_guard = saved_guard
+        for handler in node.handlers:
+            self.visit(handler)
+        self.body(node.orelse, top=False)
+        self.body(node.finalbody, top=False)
+        self.index = saved_index
+
+    def v_excepthandler(self, node: ast.ExceptHandler) -> None:
+        if node.type is not None:
+            self.visit(node.type)
+        if node.name:
+            self.bind(node.name, "other")
+        self.body(node.body, top=False)
+
+    def v_matchname(self, node: ast.MatchAs | ast.MatchStar) -> None:
+        pattern = getattr(node, "pattern", None)
+        if pattern is not None:
+            self.visit(pattern)
+        if node.name:
+            self.bind(node.name, "other")
+
+    def v_matchmapping(self, node: ast.MatchMapping) -> None:
+        for key in node.keys:
+            self.visit(key)
+        for pattern in node.patterns:
+            self.visit(pattern)
+        if node.rest:
+            self.bind(node.rest, "other")
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    kind = handler.type
+    if kind is None:
+        return True
+    names = kind.elts if isinstance(kind, ast.Tuple) else [kind]
+    for n in names:
+        name = n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute) else ""
+        if name in _IMPORT_ERRORS:
+            return True
+    return False

@@ -1,0 +1,1 @@
+"""Passes: each analyses a Program and yields independent, revertible Edits."""
