@@ -204,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep a step that can cost memory (outlining, lazy imports, hierarchy "
                    "reduction) only if it lowers peak RSS by at least PCT %% (default 1)")
     o.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    from .report.cli_report import add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 
@@ -370,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_profile(args, app_args)
         if args.command == "optimize":
             return cmd_optimize(args, app_args)
+        if args.command == "report":
+            from .report.cli_report import cmd_report
+
+            return cmd_report(args)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     return _fail(f"unknown command {args.command}")

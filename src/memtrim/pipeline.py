@@ -246,7 +246,7 @@ def _run_step(
         "name": impl.name,
         "description": impl.description,
         "proposed": len(edits),
-        "kept": [e.to_dict() for e in kept],
+        "kept": [e.to_json() for e in kept],
         "dropped": dropped,
         "edits_by_kind": dict(Counter(e.kind for e in kept)),
         "verification_runs": runs,

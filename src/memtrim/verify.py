@@ -594,7 +594,8 @@ class DroppedEdit(Generic[E]):
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict for the report."""
-        edit: Any = self.edit.to_dict() if hasattr(self.edit, "to_dict") else str(self.edit)
+        to_dict = getattr(self.edit, "to_dict", None) or getattr(self.edit, "to_json", None)
+        edit: Any = to_dict() if to_dict is not None else str(self.edit)
         return {
             "edit": edit,
             "index": self.index,

@@ -691,6 +691,7 @@ def _figures(view: Mapping[str, Any]) -> dict[str, Any]:
     """Draw the plots; a figure whose data is absent is None (the template says why)."""
     from . import plots
 
+    plots.reset_ids()
     programs, workloads = view["programs"], view["workloads"]
     figs: dict[str, Any] = {}
 

@@ -17,6 +17,7 @@ import html
 import io
 import itertools
 import re
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,9 +26,9 @@ ORIGINAL = "#D55E00"
 OPTIMIZED = "#0072B2"
 FLOOR = "#555555"
 PALETTE = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
-# Icicle colours: one hue per top-level import, light enough for black labels.
+# Icicle colours: one hue per second-level import, light enough for black labels.
 TREE_PALETTE = ("#9ecae1", "#fdae6b", "#a1d99b", "#bcbddc", "#fdd0a2", "#c7e9c0", "#dadaeb",
-                "#c6dbef", "#fee6ce", "#e5f5e0", "#d9d9d9", "#fcbba1")
+                "#c6dbef", "#fee6ce", "#e5f5e0", "#fcbba1", "#f2f0b6")
 
 MAX_POINTS = 200  # buckets per timeline: each keeps its min and max sample
 MB = 1e6
@@ -49,6 +50,12 @@ _RC = {
     "legend.frameon": False,
     "path.simplify": True,
 }
+
+
+def reset_ids() -> None:
+    """Number figures from 1 again: call once per page, so that a page renders byte-identically."""
+    global _counter
+    _counter = itertools.count(1)
 
 
 def _figure(width: float, height: float) -> Any:
@@ -264,18 +271,22 @@ def icicle_svg(
     full = float(scale_total or total or 1)
     rects: list[tuple[float, float, int, Mapping[str, Any], int]] = []
 
-    def place(nodes: Sequence[Mapping[str, Any]], x0: float, depth: int,
-              hue: int | None) -> None:
+    def place(nodes: Sequence[Mapping[str, Any]], x0: float, depth: int, hue: int) -> None:
         x = x0
-        for i, node in enumerate(nodes):
+        for node in nodes:
             w = widths[id(node)]
             if w / full >= min_fraction and depth < max_depth:
-                h = i if hue is None else hue
+                # Top-level imports are grey; each module they import directly gets a hue
+                # that its own imports share: one application package at the root is the
+                # common case, and its subtrees are what the reader compares.  The hue
+                # comes from the name, so a module keeps its colour from before to after.
+                name = str(node.get("module"))
+                h = -1 if depth == 0 else (zlib.crc32(name.encode()) if depth == 1 else hue)
                 rects.append((x, w, depth, node, h))
                 place(node.get("children") or [], x, depth + 1, h)
             x += w
 
-    place(roots, 0.0, 0, None)
+    place(roots, 0.0, 0, -1)
     depth = max((r[2] for r in rects), default=0) + 1
     titles: dict[str, str] = {}
     fig_w = 7.0
@@ -283,7 +294,7 @@ def icicle_svg(
         fig = _figure(fig_w, 0.55 + 0.32 * depth)
         ax = fig.add_subplot()
         for k, (x, w, d, node, hue) in enumerate(rects):
-            colour = TREE_PALETTE[hue % len(TREE_PALETTE)]
+            colour = "#d9d9d9" if hue < 0 else TREE_PALETTE[hue % len(TREE_PALETTE)]
             rect = Rectangle((x / MB, d), w / MB, 0.94, facecolor=colour, edgecolor="white",
                              linewidth=0.5)
             gid = f"node{k}"
