@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo profile-demo test lint clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (set PY=...)"; exit 2; }
@@ -15,10 +15,17 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## demo: set up, build the biomed example's data and model, then profile it.
+## demo: set up, build the biomed example's data and model, then optimize it
+## (verified on its workloads; the slimmed copy and its report land in out/biomed).
 demo: $(STAMP)
 	$(BIN)/python examples/biomed/prepare.py
-	$(BIN)/memtrim profile --json out/biomed-profile.json examples/biomed/run.py -- --variant static --out out/biomed-predictions.csv
+	$(BIN)/memtrim optimize examples/biomed/run.py -o out/biomed --force --json out/biomed-report.json
+	@echo "report: out/biomed/memtrim-report.html"
+
+## profile-demo: where the biomed example's memory goes.
+profile-demo: $(STAMP)
+	$(BIN)/python examples/biomed/prepare.py
+	mkdir -p out && cd out && ../$(BIN)/memtrim profile --json biomed-profile.json ../examples/biomed/run.py -- --variant static --out biomed-predictions.csv
 
 ## test: set up, then run the whole test suite.
 test: $(STAMP)

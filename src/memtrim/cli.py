@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--lambda", dest="lambda_pct", type=float, default=1.0, metavar="PCT",
                    help="keep a step that can cost memory (outlining, lazy imports, hierarchy "
                    "reduction) only if it lowers peak RSS by at least PCT %% (default 1)")
+    o.add_argument("--steps", metavar="NAMES",
+                   help="comma-separated steps to run (default: every step of the mode)")
+    o.add_argument("--no-details", action="store_true",
+                   help="skip the import-tree and arena runs before and after")
     o.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     from .report.cli_report import add_report_parser
 
@@ -341,6 +345,8 @@ def cmd_optimize(args: argparse.Namespace, app_args: list[str]) -> int:
         measure=not (args.no_measure or args.diff or args.check),
         repeat=args.repeat,
         lambda_pct=args.lambda_pct,
+        steps=[x.strip() for x in args.steps.split(",") if x.strip()] if args.steps else None,
+        details=not args.no_details,
     )
     console = Console(quiet=args.quiet)
     err = Console(stderr=True)

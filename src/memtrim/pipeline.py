@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import json
 import os
 import shutil
 import sys
@@ -24,13 +25,15 @@ from typing import Protocol
 
 from . import __version__
 from .app import App
+from .devices import device_fit
 from .edits import Edit, apply_edits
-from .measure.workloads import measure_floor, measure_workloads
+from .measure.workloads import measure_details, measure_floor, measure_workloads
 from .passes.static_removal import StaticRemovalPass
 from .program import Program
 from .verify import Oracle, bisect_edits, record_oracle, verify
 
 SCHEMA = "memtrim.optimize/1"
+REPORT_NAME = "memtrim-report.json"
 _IGNORE = shutil.ignore_patterns(
     "__pycache__", "*.pyc", ".git", ".venv", ".pytest_cache", ".ruff_cache", ".mypy_cache"
 )
@@ -56,6 +59,8 @@ class OptimizeRequest:
     repeat: int = 1
     oracle_repeat: int = 2
     lambda_pct: float = 1.0
+    steps: Sequence[str] | None = None  # names of the steps to run; None: all of the mode's
+    details: bool = True  # import tree and arenas before and after (two extra runs each)
 
 
 def check_outdir(app: App, outdir: Path, force: bool) -> None:
@@ -84,10 +89,12 @@ def _write_changes(program: Program, changes: dict[str, str], dest: Path) -> Non
             target.write_bytes(module.encode(text))
 
 
-def _build(program: Program, edits: Sequence[Edit], src: Path, dest: Path) -> dict[str, str]:
+def _build(
+    step: Step, program: Program, edits: Sequence[Edit], src: Path, dest: Path
+) -> dict[str, str]:
     """A copy of ``src`` at ``dest`` with ``edits`` applied; returns the changed files."""
     shutil.copytree(src, dest, symlinks=True, ignore=_IGNORE)
-    changes = apply_edits(program, edits)
+    changes = step.apply(program, edits)
     _write_changes(program, changes, dest)
     return changes
 
@@ -125,6 +132,7 @@ def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None
             "(give '-- ARGS' or [[workloads]] in memtrim.toml)"
         )
 
+    steps = default_steps(req)  # unknown --steps names fail before any run
     say("reading the source tree")
     program = Program.load(app.root, entry=app.script, module=app.module)
     report: dict = {
@@ -144,6 +152,7 @@ def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None
             {"path": p.path, "line": p.line, "message": p.message} for p in program.problems
         ],
         "steps": [],
+        "_started": started,
     }
 
     say("recording the original's behaviour")
@@ -159,12 +168,15 @@ def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None
         say("measuring the original")
         report["floor_peak_rss"] = measure_floor(req.python, req.python_args, repeat=req.repeat)
         report["baseline"] = measure_workloads(app, req.python, req.python_args, repeat=req.repeat)
+        report["timeline"] = _pop_timelines(report["baseline"])
+        if req.details:
+            report.update(measure_details(app, req.python, req.python_args))
 
     with tempfile.TemporaryDirectory(prefix="memtrim-optimize-") as tmp:
         tmpdir = Path(tmp)
         current = app.root  # the tree the next step starts from
         before = report.get("baseline")
-        for index, step_impl in enumerate(default_steps(req)):
+        for index, step_impl in enumerate(steps):
             ctx = StepContext(app=app.relocated(current), oracle=oracle, request=req, say=say)
             step, built, after = _run_step(index, step_impl, program, ctx, tmpdir, before)
             report["steps"].append(step)
@@ -176,10 +188,16 @@ def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None
         report["changed"] = bool(report["diff"])
         if req.measure:
             report["final"] = before
+            last = next((st for st in reversed(report["steps"]) if st.get("kept_step")), None)
+            if last is not None and req.details and current != app.root:
+                say("measuring the optimized program's imports and arenas")
+                last.update(measure_details(app.relocated(current), req.python, req.python_args))
+            report["device"] = device_fit(_max_peak(report["baseline"]), _max_peak(before))
         if req.outdir is not None and not (req.diff_only or req.check_only):
             say(f"writing {req.outdir}")
-            _install(current, req.outdir)
-    report["duration"] = round(time.perf_counter() - started, 3)
+            _install(current, req.outdir, report)
+    if "_started" in report:
+        report["duration"] = round(time.perf_counter() - report.pop("_started"), 3)
     return report
 
 
@@ -206,6 +224,13 @@ class Step(Protocol):
         """Propose this step's edits for ``program``."""
         ...
 
+    def apply(self, program: Program, edits: Sequence[Edit]) -> dict[str, str]:
+        """New text of every file the ``edits`` change or create (relative path -> text).
+
+        Any subset of the edits ``run`` proposed must apply and give valid Python.
+        """
+        ...
+
 
 class StaticRemovalStep:
     """Step 4 of the paper, statically: unused imports, variables, functions, classes."""
@@ -218,10 +243,39 @@ class StaticRemovalStep:
         """The static removal pass, honouring the config's and the CLI's keep-lists."""
         return StaticRemovalPass(keep=[*ctx.app.keep, *ctx.request.keep]).run(program)
 
+    def apply(self, program: Program, edits: Sequence[Edit]) -> dict[str, str]:
+        """Removals, applied with libcst (formatting and comments kept)."""
+        return apply_edits(program, edits)
+
+
+def all_steps(req: OptimizeRequest) -> list[Step]:
+    """Every step of the request's mode, in pipeline order."""
+    return [StaticRemovalStep()]
+
 
 def default_steps(req: OptimizeRequest) -> list[Step]:
-    """The steps ``optimize`` runs, in order."""
-    return [StaticRemovalStep()]
+    """The steps ``optimize`` runs, in order: all of the mode's, or those ``--steps`` names."""
+    steps = all_steps(req)
+    if req.steps is None:
+        return steps
+    known = {s.name for s in steps}
+    unknown = [name for name in req.steps if name not in known]
+    if unknown:
+        raise OptimizeError(
+            f"unknown step(s) {', '.join(unknown)}; steps of mode {req.app.mode}: "
+            + ", ".join(s.name for s in steps)
+        )
+    return [s for s in steps if s.name in req.steps]
+
+
+def _pop_timelines(measurements: dict) -> dict:
+    """Move each workload's timeline out of its measurement (the report keeps them apart)."""
+    return {name: m.pop("timeline") for name, m in measurements.items() if "timeline" in m}
+
+
+def _max_peak(measurements: dict | None) -> int | None:
+    peaks = [m.get("peak_rss") for m in (measurements or {}).values()]
+    return max((p for p in peaks if p), default=None)
 
 
 def _run_step(
@@ -241,7 +295,7 @@ def _run_step(
     say(f"{impl.name}: {impl.description}")
     started = time.perf_counter()
     edits = impl.run(program, ctx)
-    kept, dropped, runs = _verify_edits(program, edits, ctx.app, ctx.oracle, req, tmpdir, say)
+    kept, dropped, runs = _verify_edits(impl, program, edits, ctx, tmpdir)
     step: dict = {
         "name": impl.name,
         "description": impl.description,
@@ -252,7 +306,7 @@ def _run_step(
         "verification_runs": runs,
     }
     built = tmpdir / f"step{index}-{impl.name}"
-    changes = _build(program, kept, ctx.app.root, built)
+    changes = _build(impl, program, kept, ctx.app.root, built)
     step["files_changed"] = sorted(changes)
     after = None
     if req.measure and before is not None:
@@ -260,6 +314,7 @@ def _run_step(
         after = measure_workloads(
             ctx.app.relocated(built), req.python, req.python_args, repeat=req.repeat
         )
+        step["timeline"] = _pop_timelines(after)
         step["measurements"] = after
         step["gain"] = _step_gain(before, after)
         if impl.needs_gain and kept:
@@ -299,31 +354,27 @@ def tree_diff(original: Path, result: Path) -> str:
 
 
 def _verify_edits(
-    program: Program,
-    edits: Sequence[Edit],
-    app: App,
-    oracle: Oracle,
-    req: OptimizeRequest,
-    tmpdir: Path,
-    say: Callable[[str], None],
+    step: Step, program: Program, edits: Sequence[Edit], ctx: StepContext, tmpdir: Path
 ) -> tuple[list[Edit], list[dict], int]:
     """Verify ``edits`` together; on a difference, bisect and drop the offenders."""
     if not edits:
         return [], [], 0
     counter = iter(range(1_000_000))
+    req, say = ctx.request, ctx.say
 
     def passes(subset: Sequence[Edit]):
         n = next(counter)
-        say(f"verifying {len(subset)} of {len(edits)} edits (run {n + 1})")
+        say(f"{step.name}: verifying {len(subset)} of {len(edits)} edits (run {n + 1})")
         cand = tmpdir / f"cand{n}"
         try:
-            _build(program, subset, app.root, cand)
+            _build(step, program, subset, ctx.app.root, cand)
         except Exception as e:  # an edit that cannot be applied fails its subset
-            return _BuildFailure(str(e))
+            shutil.rmtree(cand, ignore_errors=True)
+            return _BuildFailure(f"{type(e).__name__}: {e}")
         try:
             return verify(
-                app.relocated(cand),
-                oracle,
+                ctx.app.relocated(cand),
+                ctx.oracle,
                 python=req.python,
                 flags=req.python_args,
                 fail_fast=True,
@@ -351,12 +402,19 @@ class _BuildFailure:
         ]
 
 
-def _install(built: Path, outdir: Path) -> None:
-    """Move ``built`` to ``outdir`` atomically, replacing an old OUTDIR only at the very end."""
+def _install(built: Path, outdir: Path, report: dict) -> None:
+    """Move ``built`` and its reports to ``outdir`` atomically, replacing an old OUTDIR last."""
+    from .report.html import write_run_reports
+
     outdir = outdir.resolve()
     outdir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.new-", dir=outdir.parent))
     shutil.copytree(built, staging / "tree", symlinks=True)
+    report["duration"] = round(time.perf_counter() - report.pop("_started"), 3)
+    (staging / "tree" / REPORT_NAME).write_text(
+        json.dumps(report, indent=1) + "\n", encoding="utf-8"
+    )
+    write_run_reports(report, staging / "tree")
     old = None
     if outdir.exists():
         old = outdir.parent / f".{outdir.name}.old-{os.getpid()}"

@@ -110,7 +110,7 @@ def _failure_message(run: ChildRun, what: str, expect_exit: int = 0) -> tuple[st
     return f"{what} exited with status {run.exit_code}{expected}", 3
 
 
-def _arena_section(run: ChildRun) -> dict:
+def arena_section(run: ChildRun) -> dict:
     from .arenas import parse_mallocstats, summarize
 
     path = run.record.get("arenas_file") if run.record else None
@@ -188,7 +188,7 @@ def _missing_reason(run: ChildRun, what: str) -> str:
     return f"the {what} run recorded nothing"
 
 
-def _import_section(imports_run: ChildRun | None, tm_run: ChildRun | None) -> dict:
+def import_section(imports_run: ChildRun | None, tm_run: ChildRun | None) -> dict:
     rss_events = (imports_run.record or {}).get("imports") if imports_run else None
     traced_events = (tm_run.record or {}).get("imports") if tm_run else None
     if not rss_events and not traced_events:
@@ -338,7 +338,7 @@ def profile(req: ProfileRequest, progress: Callable[[str], None] | None = None) 
         er = run(mode, req.target, req.args, mode)
         extra[mode] = er
         doc["runs"].append(_run_summary(er))
-    doc["imports"] = _import_section(extra.get("imports"), extra.get("tracemalloc"))
+    doc["imports"] = import_section(extra.get("imports"), extra.get("tracemalloc"))
     doc["allocations"] = (
         _allocation_section(extra["tracemalloc"], req.top)
         if "tracemalloc" in extra
@@ -350,7 +350,7 @@ def profile(req: ProfileRequest, progress: Callable[[str], None] | None = None) 
         else {"available": False, "reason": "skipped (--no-census)"}
     )
     doc["arenas"] = (
-        _arena_section(extra["arenas"])
+        arena_section(extra["arenas"])
         if "arenas" in extra
         else {"available": False, "reason": "skipped (--no-arenas)"}
     )

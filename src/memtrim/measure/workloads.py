@@ -39,6 +39,7 @@ def measure_workloads(
     for workload in app.workloads:
         w = workload.expand(app.root)
         peaks, walls, cpus, failures = [], [], [], []
+        timelines: list[tuple[int, list]] = []
         with tempfile.TemporaryDirectory(prefix="memtrim-measure-") as tmp:
             for i in range(repeat):
                 cwd = Path(tmp) / f"cwd{i}"
@@ -60,11 +61,44 @@ def measure_workloads(
                 peaks.append(run.peak_rss)
                 walls.append(run.wall)
                 cpus.append(run.cpu_user + run.cpu_system)
+                timelines.append((run.peak_rss or 0, run.timeline))
         out[workload.name] = {
             "peak_rss": int(statistics.median(peaks)) if peaks else None,
             "wall": statistics.median(walls) if walls else None,
             "cpu": statistics.median(cpus) if cpus else None,
             "runs": len(peaks),
             "failures": failures,
+            # the median run's RSS samples, for the report's memory-over-time plot
+            "timeline": {
+                "interval": 0.01,
+                "columns": ["t", "rss", "anon", "file", "shmem"],
+                "samples": sorted(timelines, key=lambda pt: pt[0])[len(timelines) // 2][1]
+                if timelines else [],
+            },
         }
     return out
+
+
+def measure_details(
+    app: App, python: str, python_args: Sequence[str] = (), *, workload_index: int = 0
+) -> dict[str, dict]:
+    """The import-cost tree and pymalloc arenas of one workload (one run of each kind)."""
+    from .profile import arena_section, import_section
+
+    if not app.workloads:
+        return {}
+    w = app.workloads[workload_index].expand(app.root)
+    sections: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="memtrim-detail-") as tmp:
+        runs = {}
+        for mode in ("imports", "arenas"):
+            cwd = Path(tmp) / f"cwd-{mode}"
+            cwd.mkdir()
+            runs[mode] = run_child(
+                python, python_args, app.entry_argv(), list(w.args),
+                mode=mode, cwd=cwd, env=workload_env(app, w), workdir=Path(tmp) / mode,
+                stdin=Path(w.stdin) if w.stdin else None, timeout=w.timeout,
+            )
+        sections["imports"] = {w.name: import_section(runs["imports"], None)}
+        sections["arenas"] = {w.name: arena_section(runs["arenas"])}
+    return sections
