@@ -1,4 +1,4 @@
-"""memtrim optimize: refusals, --diff/--check, bisection through the pipeline, examples end to end."""
+"""memtrim optimize: refusals, --diff and --check, bisection, the examples end to end."""
 
 from __future__ import annotations
 

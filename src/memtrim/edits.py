@@ -95,10 +95,12 @@ def _parsed(text: str) -> MetadataWrapper:
 def _apply_to_text(text: str, edits: list[Edit], path: str) -> str:
     try:
         wrapper = _parsed(text)
+        applier = _Applier(edits)
+        new = wrapper.visit(applier).code
     except cst.ParserSyntaxError as e:
         raise EditError(f"{path}: libcst cannot parse it: {str(e).splitlines()[0]}") from None
-    applier = _Applier(edits)
-    new = wrapper.visit(applier).code
+    except RecursionError:
+        raise EditError(f"{path}: nested too deeply for libcst") from None
     missing = [e.id for e in edits if e.id not in applier.matched]
     if missing:
         raise EditError(f"{path}: target not found for {', '.join(missing)}")

@@ -18,6 +18,7 @@ import ast
 import importlib.machinery
 import importlib.util
 import sys
+import warnings
 from pathlib import Path
 
 from memtrim.analysis.guards import INERT_METACLASSES, is_pure_decorator_name
@@ -129,6 +130,13 @@ def is_pure_value(expr: ast.expr, scope: Scope, resolver: Resolver) -> bool:
     lambdas, attributes of imported modules, operators on literals, and calls
     of known-pure constructors with pure arguments.
     """
+    try:
+        return _pure_value(expr, scope, resolver)
+    except RecursionError:
+        return False
+
+
+def _pure_value(expr: ast.expr, scope: Scope, resolver: Resolver) -> bool:
     cls = expr.__class__
     if cls is ast.Constant or cls is ast.Lambda:
         return True
@@ -137,13 +145,13 @@ def is_pure_value(expr: ast.expr, scope: Scope, resolver: Resolver) -> bool:
         return resolver.lookup(scope, name) is not None or name in BUILTIN_NAMES
     if cls in (ast.Tuple, ast.List, ast.Set):
         return all(
-            e.__class__ is not ast.Starred and is_pure_value(e, scope, resolver)
+            e.__class__ is not ast.Starred and _pure_value(e, scope, resolver)
             for e in expr.elts  # type: ignore[attr-defined]
         )
     if cls is ast.Dict:
-        return all(k is not None and is_pure_value(k, scope, resolver)
+        return all(k is not None and _pure_value(k, scope, resolver)
                    for k in expr.keys) and all(  # type: ignore[attr-defined]
-            is_pure_value(v, scope, resolver) for v in expr.values  # type: ignore[attr-defined]
+            _pure_value(v, scope, resolver) for v in expr.values  # type: ignore[attr-defined]
         )
     if cls is ast.Attribute:
         return _module_attribute(expr, scope, resolver)  # type: ignore[arg-type]
@@ -154,10 +162,10 @@ def is_pure_value(expr: ast.expr, scope: Scope, resolver: Resolver) -> bool:
         if not is_pure_call_name(resolver.external_name(scope, call.func)):
             return False
         return all(
-            a.__class__ is not ast.Starred and is_pure_value(a, scope, resolver)
+            a.__class__ is not ast.Starred and _pure_value(a, scope, resolver)
             for a in call.args
         ) and all(
-            k.arg is not None and is_pure_value(k.value, scope, resolver) for k in call.keywords
+            k.arg is not None and _pure_value(k.value, scope, resolver) for k in call.keywords
         )
     return False
 
@@ -190,45 +198,53 @@ class SideEffects:
         self._own: dict[tuple[str, bool], tuple[bool, str, list[tuple[str, bool]]]] = {}
         self._pure: dict[tuple[str, bool], tuple[bool, str]] = {}
 
-    def module(self, name: str, optional: bool = False) -> tuple[bool, str]:
+    def module(
+        self, name: str, optional: bool = False, loaded: frozenset[str] = frozenset()
+    ) -> tuple[bool, str]:
         """(free of side effects?, why) for importing module ``name``.
 
         ``optional``: ``name`` may not be a module at all (``from pkg import
         attr`` names ``pkg.attr``); if no such module exists, that is fine.
+        ``loaded``: modules certainly running or imported already when the
+        import executes (the importing module and its packages): importing
+        them again runs nothing, so a cycle back to them is harmless.
         """
         key = (name, optional)
-        cached = self._pure.get(key)
-        if cached is not None:
-            return cached
-        # Everything ``name`` imports at its top level, transitively; the module is
-        # free of side effects when none of them does anything but define.
+        result = self._pure.get(key)
+        if result is None:
+            result = self._pure[key] = self._closure(key, frozenset())
+        if not result[0] and loaded:
+            again = self._closure(key, loaded)
+            if again[0]:
+                return again
+        return result
+
+    def _closure(self, key: tuple[str, bool], loaded: frozenset[str]) -> tuple[bool, str]:
+        # Everything the module imports at its top level, transitively; it is free of
+        # side effects when none of them does anything but define.
+        name = key[0]
         seen = {key}
         queue: list[tuple[str, bool]] = [key]
-        result = (True, "")
         while queue:
             item = queue.pop()
             mod = item[0]
+            if mod in loaded:
+                continue
             known = self._pure.get(item)
-            if known is not None and item != key:
+            if known is not None and item != key and not loaded:
                 if not known[0]:
-                    result = (False, f"it imports {mod}, which {known[1]}")
-                    break
+                    return (False, f"it imports {mod}, which {known[1]}")
                 continue
             ok, why, deps = self._own_effects(mod, item[1])
             if not ok:
-                result = (False, why if item == key else f"it imports {mod}, which {why}")
-                break
+                return (False, why if item == key else f"it imports {mod}, which {why}")
             for dep in deps:
                 if dep not in seen:
                     seen.add(dep)
                     queue.append(dep)
             if len(seen) > _MAX_MODULES:
-                result = (False, f"it imports more than {_MAX_MODULES} modules; not checked")
-                break
-        if result[0]:
-            result = (True, self._why_pure(name))
-        self._pure[key] = result
-        return result
+                return (False, f"it imports more than {_MAX_MODULES} modules; not checked")
+        return (True, self._why_pure(name))
 
     def _why_pure(self, name: str) -> str:
         top = name.partition(".")[0]
@@ -276,7 +292,9 @@ class SideEffects:
         try:
             data = path.read_bytes()
             text, _ = decode_source(data)
-            tree = ast.parse(text)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # SyntaxWarning of someone else's code
+                tree = ast.parse(text)
         except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
             return False, f"has source that cannot be read ({path})", []
         ok, why, deps = _judge_tree(tree, name, path.name == "__init__.py")

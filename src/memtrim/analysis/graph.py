@@ -10,7 +10,8 @@ Node kinds:
 - ``value``: the right-hand side of such an assignment (reached through its
   targets when it is pure, always when it has side effects);
 - ``opaque``: a module that could not be parsed;
-- pseudo nodes ``attr`` (an attribute name used somewhere, ``obj.name``),
+- pseudo nodes ``group`` (stands for a set of nodes reached together),
+  ``attr`` (an attribute name used somewhere, ``obj.name``),
   ``prefix`` (attribute names built from a constant prefix), ``escape`` (a
   module object used as a value, so any of its attributes may be read) and
   ``wild`` (a dynamic lookup that could reach any attribute).

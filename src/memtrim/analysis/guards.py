@@ -29,6 +29,7 @@ import ast
 import configparser
 import re
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,9 +76,13 @@ REGISTERING_BASES = frozenset({
 # Methods the interpreter or the standard library call on objects by name
 # without the program spelling ``obj.name`` (file-like and mapping protocols).
 PROTOCOL_METHODS = frozenset({
+    # file-like objects (print(file=), json.dump, shutil.copyfileobj, sys.stdout = obj)
     "keys", "read", "readline", "readlines", "readinto", "write", "writelines", "flush",
     "close", "fileno", "seek", "tell", "isatty", "truncate", "readable", "writable",
-    "seekable", "send", "throw",
+    "seekable",
+    # generators, logging filters and formatters, import finders and loaders
+    "send", "throw", "filter", "format", "find_spec", "create_module", "exec_module",
+    "find_module", "load_module",
 })
 
 PICKLE_MODULES = frozenset({
@@ -333,12 +338,17 @@ def _is_object(expr: ast.expr) -> bool:
     return isinstance(expr, ast.Name) and expr.id == "object"
 
 
-def family(parents: dict[int, list[int]], cid: int) -> set[int]:
-    """A class with its program ancestors (methods it inherits) and descendants (overrides)."""
+def children_of(parents: dict[int, list[int]]) -> dict[int, list[int]]:
+    """Invert a class -> bases map."""
     children: dict[int, list[int]] = {}
     for c, ps in parents.items():
         for p in ps:
             children.setdefault(p, []).append(c)
+    return children
+
+
+def family(parents: dict[int, list[int]], children: dict[int, list[int]], cid: int) -> set[int]:
+    """A class with its program ancestors (methods it inherits) and descendants (overrides)."""
     out: set[int] = {cid}
     for links in (parents, children):
         stack = list(links.get(cid, ()))
@@ -366,7 +376,7 @@ class DynamicGuards:
         self.module_bindings = module_bindings
         self.escape = escape
         self.family_requests: list[tuple[int, int, str]] = []  # (owner, class node, reason)
-        self.notes: list[str] = []
+        self.notes: list[tuple[int, str]] = []  # (owner, text): reported if owner runs
 
     def apply(self, info: ModuleInfo) -> None:
         """Handle every dynamic use found in ``info``."""
@@ -381,7 +391,7 @@ class DynamicGuards:
         if "__getattr__" in bindings or "__dir__" in bindings:
             why = f"module {info.name} defines __getattr__: its names may be looked up by string"
             self.pin_module(info.node, info.name, why)
-            self.notes.append(f"{info.source.path.as_posix()}: {why}")
+            self.notes.append((info.node, f"{info.source.path.as_posix()}: {why}"))
         if info.all_dynamic:
             why = f"{info.name}.__all__ is computed: every name may be exported"
             self.pin_module(info.node, info.name, why)
@@ -403,7 +413,7 @@ class DynamicGuards:
 
     def wild(self, owner: int, why: str, info: ModuleInfo, node: ast.AST) -> None:
         self.g.guard(owner, self.g.wild, why)
-        self.notes.append(f"{_where(info, node)}: {why}")
+        self.notes.append((owner, f"{_where(info, node)}: {why}"))
 
     # -- builtins ---------------------------------------------------------------
 
@@ -429,7 +439,8 @@ class DynamicGuards:
                 self._attr_lookup(name, args[0], args[1], info, scope, node, owner)
         elif name == "globals":
             self.pin_module(owner, info.name, f"globals() at {where}")
-            self.notes.append(f"{where}: globals(): every top-level name of {info.name} kept")
+            note = f"{where}: globals(): every top-level name of {info.name} kept"
+            self.notes.append((owner, note))
         elif name in ("locals", "vars", "dir") and not args:
             why = f"{name}() at {where}"
             if scope.kind == "module":
@@ -446,7 +457,9 @@ class DynamicGuards:
 
     def _constant_code(self, code: str, scope: Scope, owner: int) -> bool:
         try:
-            tree = ast.parse(code.strip())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tree = ast.parse(code.strip())
         except (SyntaxError, ValueError):
             return False
         for n in ast.walk(tree):
@@ -480,6 +493,9 @@ class DynamicGuards:
     ) -> None:
         """A name computed at run time is looked up on ``obj``."""
         where = _where(info, node)
+        base = _chain(obj)
+        if base is not None and not base[1] and self.r.external_name(scope, obj):
+            return  # getattr(logging, level): a module outside the program
         modules = self._modules_of(obj, scope)
         if modules:
             for m in modules:
@@ -497,7 +513,8 @@ class DynamicGuards:
         if prefix:
             why = f"{what} with names '{prefix}...' at {where}"
             self.g.guard(owner, self.g.prefix(prefix), why)
-            self.notes.append(f"{where}: {what}: every attribute named '{prefix}...' kept")
+            note = f"{where}: {what}: every attribute named '{prefix}...' kept"
+            self.notes.append((owner, note))
             return
         self.wild(owner, f"{what} with a computed name at {where}: any attribute may be used",
                   info, node)
@@ -563,7 +580,7 @@ class DynamicGuards:
         why = f"sys.modules[...] with a computed name at {where}: any module may be used"
         for module in self.r.infos:
             self.g.guard(owner, self.escape(module), why)
-        self.notes.append(f"{where}: {why}")
+        self.notes.append((owner, f"{where}: {why}"))
 
     # -- attributes and library calls ----------------------------------------------
 
@@ -590,7 +607,7 @@ class DynamicGuards:
                 why = f"sys.modules at {where}: any module may be used as an object"
                 for module in self.r.infos:
                     self.g.guard(owner, self.escape(module), why)
-                self.notes.append(f"{where}: sys.modules: every module may escape")
+                self.notes.append((owner, f"{where}: sys.modules: every module may escape"))
             return
         if not isinstance(node, ast.Call):
             return
@@ -662,7 +679,7 @@ class DynamicGuards:
             if prefix is None or module.startswith(prefix):
                 self.g.guard(owner, nid, why)
                 self.g.guard(owner, self.escape(module), why)
-        self.notes.append(f"{where}: {why}")
+        self.notes.append((owner, f"{where}: {why}"))
 
 
 def _chain(expr: ast.expr) -> tuple[str, tuple[str, ...]] | None:

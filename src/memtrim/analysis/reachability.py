@@ -30,7 +30,7 @@ class Reachability:
         self.g = graph
         self.reached = bytearray(len(graph.nodes))
         self.attrs: set[str] = set()
-        self.prefixes: list[str] = []
+        self.prefixes: tuple[str, ...] = ()
         self.wild = False
         self._queue: list[int] = []
 
@@ -41,7 +41,8 @@ class Reachability:
             self._queue.append(nid)
 
     def _member_used(self, name: str) -> bool:
-        return self.wild or name in self.attrs or any(name.startswith(p) for p in self.prefixes)
+        return self.wild or name in self.attrs or (
+            bool(self.prefixes) and name.startswith(self.prefixes))
 
     def _active(self, container: int) -> bool:
         if not self.reached[container]:
@@ -88,10 +89,14 @@ class Reachability:
                         reached[member] = 1
                         queue.append(member)
             elif kind == "prefix":
-                self.prefixes.append(nodes[nid].name)
-                for container in members_of:
-                    if self._active(container):
-                        self._open(container)
+                prefix = nodes[nid].name
+                self.prefixes = (*self.prefixes, prefix)
+                for name, pairs in members_by_name.items():
+                    if name.startswith(prefix):
+                        for container, member in pairs:
+                            if not reached[member] and self._active(container):
+                                reached[member] = 1
+                                queue.append(member)
             elif kind == "wild":
                 self.wild = True
                 for container in members_of:
@@ -126,6 +131,7 @@ def solve(
             if reason is not None:
                 graph.guard_reasons.setdefault(nid, reason)
                 r.add(nid)
+                r.run()  # at once: what it uses is then not asked about (nor reported)
                 pinned = True
         if not pinned:
             return reached

@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import ast
 import gc
+import re
 from dataclasses import dataclass, field
 
 from memtrim.analysis.graph import Graph
-from memtrim.analysis.guards import DynamicGuards, class_guards, family, pickle_modules
+from memtrim.analysis.guards import (
+    DynamicGuards,
+    children_of,
+    class_guards,
+    family,
+    pickle_modules,
+)
 from memtrim.analysis.resolve import BUILTIN_NAMES, Resolver, Target
 from memtrim.analysis.symbols import Binding, ModuleInfo, Scope, SymbolBuilder
 from memtrim.program import Program
@@ -28,7 +35,8 @@ class ProgramGraph:
     graph: Graph
     infos: dict[str, ModuleInfo]
     resolver: Resolver
-    notes: list[str] = field(default_factory=list)  # guard sites worth reporting
+    # guard sites worth reporting: (node whose code holds the site, text)
+    notes: list[tuple[int, str]] = field(default_factory=list)
     frozen_modules: set[str] = field(default_factory=set)  # never edited
     class_parents: dict[int, list[int]] = field(default_factory=dict)
 
@@ -60,23 +68,43 @@ class _Builder:
         self.infos: dict[str, ModuleInfo] = {}
         self.children: dict[str, list[str]] = {}
         self._registered: set[str] = set()
+        self.importers: dict[str, list[int]] = {}  # module -> import nodes that load it
+        self.loads: dict[str, set[str]] = {}  # module -> modules its own imports load
+        self._leads: dict[str, int] = {}
 
     def build(self) -> ProgramGraph:
         g = self.g
+        self.failed: dict[str, int] = {}  # modules too deeply nested to walk -> node
         for name, src in self.program.modules.items():
+            package = name if src.is_package else name.rpartition(".")[0]
             if src.tree is not None:
-                self.infos[name] = SymbolBuilder(g, src).build()
+                try:
+                    self.infos[name] = SymbolBuilder(g, src).build()
+                    continue
+                except RecursionError:
+                    node = self.failed[name] = g.module_nodes[name]
             else:
-                package = name if src.is_package else name.rpartition(".")[0]
                 node = g.add("module", name, "", name, 1, -1)
                 g.module_nodes[name] = node
-                self.infos[name] = ModuleInfo(name, src, package, node)
+            self.infos[name] = ModuleInfo(name, src, package, node)
         for name in self.infos:
             parent = name.rpartition(".")[0]
             if parent:
                 self.children.setdefault(parent, []).append(name)
         self.r = Resolver(self.infos, self.program.search_prefixes)
         result = ProgramGraph(self.program, g, self.infos, self.r)
+        for info in self.infos.values():
+            mine = self.loads[info.name] = set()
+            for b in info.imports:
+                module = self.r.module_name(b.module)
+                if module is None:
+                    continue
+                full = f"{module}.{b.attr}" if b.attr and b.attr != "*" else module
+                parts = full.split(".")
+                for k in range(1, len(parts) + 1):
+                    name = ".".join(parts[:k])
+                    self.importers.setdefault(name, []).append(b.node)
+                    mine.add(name)
         for info in self.infos.values():
             self._module_links(info)
             if info.scope is None:
@@ -88,20 +116,37 @@ class _Builder:
                 g.edge(owner, g.attr(attr))
             self._imports(info)
             self._exports(info)
+        for info in self.infos.values():
+            for text, owner in info.dotted_strings:
+                self._dotted_string(text, owner)
         guards = DynamicGuards(g, self.r, self.add_chain, self.module_bindings, self.escape)
         for info in self.infos.values():
             if info.scope is not None:
                 guards.apply(info)
         result.class_parents = class_guards(g, self.r, self.classes_of)
+        self._passed_classes(result.class_parents)
+        children = children_of(result.class_parents)
+        families: dict[int, int] = {}
         for owner, cls, why in guards.family_requests:
-            for member_of in family(result.class_parents, cls):
-                for _name, member in g.members_of.get(member_of, ()):
-                    g.guard(owner, member, why)
-            result.notes.append(why)
+            group = families.get(cls)
+            if group is None:
+                node = g.nodes[cls]
+                group = families[cls] = g.add("group", node.module,
+                                              f"<methods of {node.qualname}'s family>",
+                                              node.name, 0, -1)
+                for member_of in family(result.class_parents, children, cls):
+                    for _name, member in g.members_of.get(member_of, ()):
+                        g.guard(group, member, why)
+            g.edge(owner, group)
+            result.notes.append((owner, why))
         for module, why in pickle_modules(self.infos, self.r).items():
             self._pickle(module, why)
         result.notes.extend(guards.notes)
-        result.frozen_modules = self._aliases()
+        result.frozen_modules = self._aliases() | set(self.failed)
+        for name, node in self.failed.items():
+            path = self.infos[name].source.path.as_posix()
+            result.notes.append((node, f"{path}: nested too deeply to analyse; treated as "
+                                       "opaque (every name it mentions is kept)"))
         return result
 
     # -- modules ------------------------------------------------------------
@@ -144,7 +189,9 @@ class _Builder:
     def _opaque(self, info: ModuleInfo) -> None:
         """A module that could not be parsed keeps every name it mentions, everywhere."""
         g = self.g
-        names = info.source.opaque_names or frozenset()
+        names = info.source.opaque_names
+        if names is None:  # parsed, but too deep to walk
+            names = frozenset(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", info.source.text or ""))
         g.roots.append(info.node)
         g.guard_reasons[info.node] = "module could not be parsed"
         for name in names:
@@ -233,6 +280,13 @@ class _Builder:
                 node = g.module_nodes.get(str(value))
                 if node is not None:
                     g.edge(owner, node)
+                if kind == "module" and str(value) not in self.loads.get(
+                    g.nodes[owner].module, ()
+                ):
+                    # pkg.sub reached as an attribute of pkg exists only because some
+                    # module imported pkg.sub: keep those imports, and the imports
+                    # that make their modules run.
+                    g.edge(owner, self._leads_to(str(value)))
                 self._walk(owner, (kind, value), attrs, i + 1, as_value)
 
     def _walk(
@@ -282,6 +336,84 @@ class _Builder:
         return [int(v) for k, v in objs if k == "class"]  # type: ignore[call-overload]
 
     # -- imports and exports ------------------------------------------------------
+
+    def _passed_classes(self, parents: dict[int, list[int]]) -> None:
+        """A class passed as an argument: the callee may call any of its methods by name.
+
+        (``conn.create_aggregate("avg", 1, Avg)`` makes sqlite call ``Avg.step``.)
+        """
+        g = self.g
+        groups: dict[int, int] = {}
+        for info in self.infos.values():
+            for scope, name, attrs, owner, callee in info.passed:
+                if callee in BUILTIN_NAMES and self.r.lookup(scope, callee) is None:
+                    continue  # isinstance(x, C), super(C, self): builtins only call dunders
+                expr: ast.expr = ast.Name(name, ast.Load())
+                for a in attrs:
+                    expr = ast.Attribute(expr, a, ast.Load())
+                for cls in self.classes_of(scope, expr):
+                    group = groups.get(cls)
+                    if group is None:
+                        group = groups[cls] = self._all_methods(cls, parents)
+                    g.edge(owner, group)
+
+    def _all_methods(self, cls: int, parents: dict[int, list[int]]) -> int:
+        """A node reaching every method of ``cls`` and of its program base classes."""
+        g = self.g
+        node = g.nodes[cls]
+        group = g.add("group", node.module, f"<methods of {node.qualname}>", node.name, 0, -1)
+        why = (f"class {node.qualname} is passed as an argument: the callee may call its "
+               "methods by name")
+        stack, seen = [cls], set()
+        while stack:
+            c = stack.pop()
+            if c in seen:
+                continue
+            seen.add(c)
+            for _name, member in g.members_of.get(c, ()):
+                g.guard(group, member, why)
+            stack.extend(parents.get(c, ()))
+        return group
+
+    def _leads_to(self, module: str) -> int:
+        """A node reaching every import that loads ``module``, directly or by importing a
+        module that does."""
+        group = self._leads.get(module)
+        if group is not None:
+            return group
+        g = self.g
+        group = self._leads[module] = g.add("group", module, f"<imports of {module}>", module,
+                                           0, -1)
+        seen = {module}
+        queue = [module]
+        while queue:
+            target = queue.pop()
+            for imp in self.importers.get(target, ()):
+                g.edge(group, imp)
+                importer = g.nodes[imp].module
+                if importer not in seen:
+                    seen.add(importer)
+                    queue.append(importer)
+        return group
+
+    def _dotted_string(self, text: str, owner: int) -> None:
+        """A string naming a program module or something in one ("pkg.mod:func"): a use of it.
+
+        Frameworks (logging configuration, plugin tables, task queues) look
+        such names up with importlib and getattr.
+        """
+        parts = re.split("[.:]", text)
+        if parts[0] not in self.r.tops:
+            return
+        for i in range(len(parts), 0, -1):
+            module = self.r.module_name(".".join(parts[:i]))
+            if module is None:
+                continue
+            node = self.g.module_nodes.get(module)
+            if node is not None:
+                self.g.guard(owner, node, f"named in the string {text!r}")
+            self._walk(owner, ("module", module), tuple(parts[i:]), 0, True)
+            return
 
     def _imports(self, info: ModuleInfo) -> None:
         """An import that is kept runs its module and needs the name it imports to exist."""

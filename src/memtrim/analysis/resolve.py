@@ -113,6 +113,9 @@ class Resolver:
             dead = self._dead_imports(scope, name, bindings)
             if dead:
                 result = [b for b in bindings if b.node not in dead]
+            if not result:
+                # Every import here repeats the module's own: a use here is a use of that.
+                result = [self.duplicates[bindings[0].node]]
         scope.live[name] = result
         return result
 

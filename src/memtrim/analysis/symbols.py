@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
+import warnings
 from dataclasses import dataclass, field
 
 from memtrim.analysis.graph import Graph
 from memtrim.program import ModuleSource
 
 _KEEP_COMMENT = re.compile(r"#[ \t]*memtrim:[ \t]*keep\b")
+# "pkg.mod.func" or "pkg.mod:func" in a string: a name looked up by a framework.
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:[.:][A-Za-z_][A-Za-z0-9_]*)+")
 
 # Fields that never hold child nodes (or hold names as strings).
 _NON_NODE = frozenset({
@@ -107,6 +111,11 @@ class ModuleInfo:
     imported: set[str] = field(default_factory=set)
     members: dict[str, list[int]] = field(default_factory=dict)  # module-level name -> nodes
     scopes: list[Scope] = field(default_factory=list)
+    dotted_strings: list[tuple[str, int]] = field(default_factory=list)  # (text, owner)
+    # names passed as call arguments (scope, name, attributes, owner): a class passed
+    # to a callee may have its methods called by name there
+    # (..., the callee's name when it is a plain name, else "")
+    passed: list[tuple[Scope, str, tuple[str, ...], int, str]] = field(default_factory=list)
 
     def release(self) -> None:
         """Break the scope <-> binding cycles so the analysis is freed by reference counting."""
@@ -116,6 +125,8 @@ class ModuleInfo:
         self.scopes = []
         self.scope = None
         self.chains = []
+        self.passed = []
+        self.dotted_strings = []
         self.dynamic = []
         self.values = []
         self.imports = []
@@ -168,6 +179,7 @@ class SymbolBuilder:
             ast.Name: self.v_name,
             ast.Attribute: self.v_attribute,
             ast.Call: self.v_call,
+            ast.BinOp: self.v_binop,
             ast.Subscript: self.v_subscript,
             ast.Constant: self.v_constant,
             ast.Lambda: self.v_lambda,
@@ -198,14 +210,20 @@ class SymbolBuilder:
     # -- driver -------------------------------------------------------------
 
     def build(self) -> ModuleInfo:
-        """Walk the module and return what was found."""
+        """Walk the module and return what was found (RecursionError if nested too deeply)."""
         info = self.info
         tree = self.src.tree
         assert tree is not None
         self.scope = info.scope = self.new_scope("module", "", tree, info.node)
         self.owner = info.node
-        self.body(tree.body, top=True)
-        self.handlers = {}  # bound methods: a cycle through self
+        # Deeply nested generated code; Python-to-Python calls use no C stack in 3.11+.
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 20_000))
+        try:
+            self.body(tree.body, top=True)
+        finally:
+            sys.setrecursionlimit(limit)
+            self.handlers = {}  # bound methods: a cycle through self
         return info
 
     def new_scope(self, kind: str, qualname: str, node: ast.AST, owner: int) -> Scope:
@@ -226,17 +244,29 @@ class SymbolBuilder:
         fields = _FIELDS.get(cls)
         if fields is None:
             fields = _FIELDS[cls] = tuple(f for f in cls._fields if f not in _NON_NODE)
-        visit = self.visit
+        # The children are dispatched here rather than through visit(): this walk
+        # is most of the analysis time, and a call less per node is a third of it.
+        handlers = self.handlers
+        generic = self.generic
+        AST = ast.AST
         for f in fields:
             value = getattr(node, f, None)
             if value is None:
                 continue
             if value.__class__ is list:
                 for item in value:
-                    if item is not None and isinstance(item, ast.AST):
-                        visit(item)
-            elif isinstance(value, ast.AST):
-                visit(value)
+                    if item is not None and isinstance(item, AST):
+                        handler = handlers.get(item.__class__)
+                        if handler is not None:
+                            handler(item)
+                        else:
+                            generic(item)
+            elif isinstance(value, AST):
+                handler = handlers.get(value.__class__)
+                if handler is not None:
+                    handler(value)
+                else:
+                    generic(value)
 
     def body(self, stmts: list[ast.stmt], top: bool) -> None:
         saved = self.index
@@ -314,9 +344,7 @@ class SymbolBuilder:
         if scope.kind == "class":
             g.member(scope.owner, node.name, nid)
         self.info.defs.append(nid)
-        first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
-        self.kept(nid, first, node.body[0].lineno - 1 if node.body[0].lineno > node.lineno
-                  else node.lineno)
+        self.kept(nid, *_header_lines(node))
         saved_owner = self.owner
         self.owner = nid
         for dec in node.decorator_list:
@@ -354,8 +382,7 @@ class SymbolBuilder:
         if scope.kind == "class":
             g.member(scope.owner, node.name, nid)
         self.info.defs.append(nid)
-        first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
-        self.kept(nid, first, node.lineno)
+        self.kept(nid, *_header_lines(node))
         saved_owner = self.owner
         self.owner = nid
         for dec in node.decorator_list:
@@ -565,20 +592,36 @@ class SymbolBuilder:
         self.visit(expr.value)  # not the attribute itself: that would be any module
         return True
 
+    def _dict_key(self, expr: ast.expr, key: ast.expr | None) -> bool:
+        """``obj.__dict__["name"]`` (or ``.get("name")``): a use of attribute ``name``."""
+        if not (isinstance(expr, ast.Attribute) and expr.attr == "__dict__"):
+            return False
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+            return False
+        self.info.attr_refs.append((self.owner, key.value))
+        self.visit(expr.value)
+        return True
+
     def v_subscript(self, node: ast.Subscript) -> None:
         if self._sys_modules(node, node.value):
             self.visit(node.slice)
+        elif self._dict_key(node.value, node.slice):
+            pass
         else:
             self.generic(node)
 
     def v_call(self, node: ast.Call) -> None:
         func = node.func
         info = self.info
-        if isinstance(func, ast.Attribute) and func.attr == "get" and self._sys_modules(
-            node, func.value
+        if isinstance(func, ast.Attribute) and (
+            (func.attr == "get" and self._sys_modules(node, func.value))
+            or (func.attr in ("get", "setdefault", "pop") and node.args
+                and self._dict_key(func.value, node.args[0]))
         ):
             for arg in node.args:
                 self.visit(arg)
+            for kw in node.keywords:
+                self.visit(kw.value)
             return
         if func.__class__ is ast.Name:
             if func.id in DYNAMIC_CALLS:  # type: ignore[attr-defined]
@@ -598,13 +641,40 @@ class SymbolBuilder:
         for kw in node.keywords:
             if kw.arg == "allow_pickle":
                 info.uses_pickle = True
+        callee = func.id if func.__class__ is ast.Name else ""  # type: ignore[attr-defined]
+        for arg in [*node.args, *(kw.value for kw in node.keywords)]:
+            attrs: list[str] = []
+            while arg.__class__ is ast.Attribute:
+                attrs.append(arg.attr)  # type: ignore[attr-defined]
+                arg = arg.value  # type: ignore[attr-defined]
+            if arg.__class__ is ast.Name:
+                attrs.reverse()
+                info.passed.append((self.scope, arg.id, tuple(attrs), self.owner, callee))  # type: ignore[attr-defined]
         self.generic(node)
 
+    def v_binop(self, node: ast.BinOp) -> None:
+        # a + b + c + ... nests to the left; generated code has chains thousands long.
+        rights = []
+        cur: ast.expr = node
+        while cur.__class__ is ast.BinOp:
+            rights.append(cur.right)  # type: ignore[attr-defined]
+            cur = cur.left  # type: ignore[attr-defined]
+        self.visit(cur)
+        for right in reversed(rights):
+            self.visit(right)
+
     def v_constant(self, node: ast.Constant) -> None:
+        value = node.value
+        if value.__class__ is str and not self.in_annotation:
+            if 2 < len(value) < 200 and _DOTTED.fullmatch(value):  # type: ignore[arg-type]
+                self.info.dotted_strings.append((value, self.owner))  # type: ignore[arg-type]
+            return
         # A string annotation ("Foo", List["Foo"]) names Foo.
         if self.in_annotation and isinstance(node.value, str):
             try:
-                expr = ast.parse(node.value.strip(), mode="eval").body
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "1st", "3d" in a string annotation
+                    expr = ast.parse(node.value.strip(), mode="eval").body
             except (SyntaxError, ValueError):
                 return
             for sub in ast.walk(expr):
@@ -712,6 +782,13 @@ class SymbolBuilder:
             self.visit(pattern)
         if node.rest:
             self.bind(node.rest, "other")
+
+
+def _header_lines(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> tuple[int, int]:
+    """First and last line of a definition's decorators and header (where a keep comment goes)."""
+    first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+    body_line = node.body[0].lineno
+    return first, body_line - 1 if body_line > node.lineno else node.lineno
 
 
 def _catches_import_error(handler: ast.ExceptHandler) -> bool:

@@ -75,7 +75,7 @@ class StaticRemovalPass:
     observable side effect.
 
     After :meth:`run`: ``kept`` explains what guards kept, ``notes`` lists
-    the dynamic-use sites that made the analysis conservative,
+    the dynamic-use sites in code that runs, which made the analysis conservative,
     ``unreached_modules`` the modules the entry never imports (left as they
     are), ``unmatched_keep`` keep entries that named nothing, and ``stats``
     the sizes and timings.
@@ -121,7 +121,7 @@ class StaticRemovalPass:
         t2 = time.perf_counter()
         edits = _EditMaker(pg, reached, effects).make()
         t3 = time.perf_counter()
-        self.notes = sorted(set(pg.notes))
+        self.notes = sorted({text for owner, text in pg.notes if reached[owner]})
         self.unreached_modules = sorted(
             name for name, nid in g.module_nodes.items() if not reached[nid]
         )
@@ -230,8 +230,9 @@ def _pin_reason(pg: ProgramGraph, effects: SideEffects, node: Node) -> str | Non
             return "import inside try/except ImportError: whether it fails is observable"
         if b.module is None:
             return "relative import that leaves the source tree: it would fail"
+        loaded = _running_modules(node.module)
         for module, optional in _imported_modules(b):
-            ok, why = effects.module(module, optional)
+            ok, why = effects.module(module, optional, loaded)
             if not ok:
                 return f"importing {module} may have side effects: {why}"
         return None
@@ -239,6 +240,12 @@ def _pin_reason(pg: ProgramGraph, effects: SideEffects, node: Node) -> str | Non
         if not is_pure_value(data["expr"], data["scope"], r):
             return "the assigned value may have side effects (kept as a statement)"
     return None
+
+
+def _running_modules(module: str) -> frozenset[str]:
+    """A module and its packages: already imported while its own imports run."""
+    parts = module.split(".")
+    return frozenset(".".join(parts[:i]) for i in range(1, len(parts) + 1))
 
 
 def _imported_modules(b: object) -> list[tuple[str, bool]]:
@@ -259,6 +266,8 @@ def _kept_notes(
         node = g.nodes[nid]
         if node.kind not in _EDIT_KINDS or not reached[nid] or nid not in g.guard_reasons:
             continue
+        if g.guard_reasons[nid].startswith("__future__"):
+            continue  # never a candidate: not worth a line in the report
         src = pg.program.modules.get(node.module)
         path = src.path.as_posix() if src else node.module
         notes.append(KeptNote(node.symbol, path, node.line, g.guard_reasons[nid]))
@@ -349,6 +358,18 @@ class _EditMaker:
                 refs.extend(self.rev.get(attr, ()))
         return refs
 
+    def _referrer_symbols(self, nid: int) -> set[str]:
+        """Where the removed code that still names ``nid`` is (its own code excluded)."""
+        out = set()
+        for r in self._referrers(nid):
+            node = self.nodes[r]
+            if node.kind == "value":  # x = <uses nid>: x is the referrer
+                out.update(self.nodes[t].symbol for t in (node.data or {}).get("targets", ()))
+            elif node.kind in ("function", "class", "import", "variable", "module"):
+                out.add(node.symbol)
+        out.discard(self.nodes[nid].symbol)
+        return out
+
     def _covering(self, nid: int, seen: set[int]) -> set[str]:
         """The edits whose application removes the code of node ``nid``."""
         if nid in seen:
@@ -364,7 +385,7 @@ class _EditMaker:
             return out
         if node.parent >= 0 and not self.reached[node.parent]:
             return self._covering(node.parent, seen)
-        if node.kind in ("module", "attr", "prefix", "escape"):
+        if node.kind in ("module", "attr", "prefix", "escape", "group"):
             for ref in self.rev.get(nid, ()):
                 out |= self._covering(ref, seen)
         return out
@@ -383,9 +404,7 @@ class _EditMaker:
         kind = self._kind(node)
         src = self.pg.program.modules[node.module]
         path = src.path.as_posix()
-        refs = self._referrers(node.id)
-        ref_symbols = sorted({self.nodes[r].symbol for r in refs
-                              if self.nodes[r].kind not in ("attr", "value")})
+        ref_symbols = sorted(self._referrer_symbols(node.id))
         evidence: dict = {
             "references_in_kept_code": 0,
             "references_in_removed_code": len(ref_symbols),
@@ -406,12 +425,9 @@ class _EditMaker:
             keeps_call = bool(self.reached[value])
             evidence["target"] = {"line": node.line, "name": node.name, "keeps_call": keeps_call}
             evidence["value_has_side_effects"] = keeps_call
-            reason = (
-                f"'{node.name}' is assigned but never read"
-                + (" by code that is kept" if ref_symbols else "")
-                + ("; its value may have side effects, so the expression stays as a statement"
-                   if keeps_call else "; its value has no side effects, so the statement goes")
-            )
+            reason = f"'{node.name}' is assigned but never read" + (
+                "; its value may have side effects, so the expression stays as a statement"
+                if keeps_call else "; its value has no side effects, so the statement goes")
         else:
             evidence["target"] = {"line": node.line, "name": node.name}
             what = {"unused-class": "class", "unused-method": "method"}.get(kind, "function")
@@ -454,7 +470,8 @@ class _EditMaker:
             )
         shadow = r.shadowed.get(node.id)
         modules = _imported_modules(b)
-        why = [self.effects.module(m, opt)[1] for m, opt in modules]
+        loaded = _running_modules(node.module)
+        why = [self.effects.module(m, opt, loaded)[1] for m, opt in modules]
         evidence["imports"] = [m for m, _ in modules]
         evidence["side_effect_free"] = why[0]
         if shadow is not None:
