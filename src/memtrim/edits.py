@@ -79,7 +79,7 @@ def apply_edits(program: Program, edits: Iterable[Edit]) -> dict[str, str]:
     return out
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=32)
 def _parsed(text: str) -> MetadataWrapper:
     """The libcst tree of ``text`` with positions, kept for the next subset of edits.
 

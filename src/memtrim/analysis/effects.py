@@ -19,6 +19,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from memtrim.analysis.guards import INERT_METACLASSES, is_pure_decorator_name
@@ -168,6 +169,68 @@ def _pure_value(expr: ast.expr, scope: Scope, resolver: Resolver) -> bool:
             k.arg is not None and _pure_value(k.value, scope, resolver) for k in call.keywords
         )
     return False
+
+
+# Built-in classes that refuse to be subclassed: a class deriving from them raises.
+_FINAL_BUILTINS = frozenset({"builtins.bool", "builtins.range", "builtins.slice",
+                             "builtins.memoryview"})
+
+
+def definition_effects(
+    stmt: ast.stmt, scope: Scope, body_scope: Scope | None, resolver: Resolver,
+    decorator_pure: Callable[[ast.expr, Scope], bool],
+) -> str | None:
+    """Why running a ``def``/``class`` statement might do more than bind its name.
+
+    None when it cannot: default values are pure; for a class, its bases and
+    keywords are pure, and its body only defines methods (with pure
+    decorators and defaults) and assigns pure values.  Decorators of the
+    statement itself are judged by the caller.
+    """
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        args = stmt.args
+        for default in [*args.defaults, *(d for d in args.kw_defaults if d is not None)]:
+            if not is_pure_value(default, scope, resolver):
+                return f"its default value {_short(default)} may have side effects"
+        return None
+    if not isinstance(stmt, ast.ClassDef):
+        return "not a definition"
+    for base in stmt.bases:
+        name = resolver.external_name(scope, base)
+        if name in _FINAL_BUILTINS:
+            return f"subclassing {name.partition('.')[2]} raises TypeError"
+        expr = base.value if isinstance(base, ast.Subscript) else base  # Generic[T]
+        if not is_pure_value(expr, scope, resolver):
+            return f"its base {_short(base)} is computed by code that may have side effects"
+    for kw in stmt.keywords:
+        if kw.arg != "metaclass" and not is_pure_value(kw.value, scope, resolver):
+            return f"its keyword {kw.arg} may have side effects"
+    inner = body_scope or scope
+    for s in stmt.body:
+        if isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(s.value,
+                                                                              ast.Constant)):
+            continue
+        if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for d in s.decorator_list:
+                if not decorator_pure(d, inner):
+                    return f"its body applies the decorator @{_short(d)}"
+            why = definition_effects(s, inner, None, resolver, decorator_pure)
+            if why:
+                return f"in its body, {s.name}: {why}"
+            continue
+        if isinstance(s, (ast.Assign, ast.AnnAssign)):
+            if s.value is None or is_pure_value(s.value, inner, resolver):
+                continue
+            return f"its body computes {_short(s.value)}, which may have side effects"
+        if isinstance(s, ast.Expr):
+            return f"its body calls {_short(s.value)}"
+        return f"its body runs a statement ({type(s).__name__.lower()}) at line {s.lineno}"
+    return None
+
+
+def _short(expr: ast.AST) -> str:
+    text = ast.unparse(expr)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _module_attribute(expr: ast.Attribute, scope: Scope, resolver: Resolver) -> bool:

@@ -411,7 +411,7 @@ class DynamicGuards:
             for _name, member in self.g.members_of.get(scope.owner, ()):
                 self.g.guard(owner, member, why)
 
-    def wild(self, owner: int, why: str, info: ModuleInfo, node: ast.AST) -> None:
+    def _wild(self, owner: int, why: str, info: ModuleInfo, node: ast.AST) -> None:
         self.g.guard(owner, self.g.wild, why)
         self.notes.append((owner, f"{_where(info, node)}: {why}"))
 
@@ -433,7 +433,7 @@ class DynamicGuards:
                 if s.kind != "class" or s is scope:
                     self.pin_scope(owner, s, why)
                 s = s.parent
-            self.wild(owner, why + ": any attribute may be used", info, node)
+            self._wild(owner, why + ": any attribute may be used", info, node)
         elif name in ("getattr", "hasattr", "delattr", "setattr"):
             if len(args) >= 2:
                 self._attr_lookup(name, args[0], args[1], info, scope, node, owner)
@@ -516,7 +516,7 @@ class DynamicGuards:
             note = f"{where}: {what}: every attribute named '{prefix}...' kept"
             self.notes.append((owner, note))
             return
-        self.wild(owner, f"{what} with a computed name at {where}: any attribute may be used",
+        self._wild(owner, f"{what} with a computed name at {where}: any attribute may be used",
                   info, node)
 
     def _modules_of(self, obj: ast.expr, scope: Scope) -> list[str]:
@@ -600,7 +600,7 @@ class DynamicGuards:
             why = f"frame.{what} at {where}: any name of any module may be read"
             for module in self.r.infos:
                 self.g.guard(owner, self.escape(module), why)
-            self.wild(owner, why, info, node)
+            self._wild(owner, why, info, node)
             return
         if what == "modules":
             if self.r.external_name(scope, _strip_to(node, "modules")) == "sys.modules":
@@ -632,7 +632,7 @@ class DynamicGuards:
                     for part in a.value.split("."):  # type: ignore[attr-defined]
                         self.g.edge(owner, self.g.attr(part))
             else:
-                self.wild(owner, f"{what}() with a computed name at {where}", info, node)
+                self._wild(owner, f"{what}() with a computed name at {where}", info, node)
         elif what in ("getmembers", "getmembers_static"):
             if args:
                 self._object_dynamic(args[0], None, info, scope, node, owner, fname or what)

@@ -389,8 +389,16 @@ class _Builder:
         while queue:
             target = queue.pop()
             for imp in self.importers.get(target, ()):
+                node = g.nodes[imp]
+                if g.nodes[node.parent].kind != "module":
+                    continue  # an import inside a function loads nothing until it is called
+                b = (node.data or {}).get("binding")
+                if b is not None and b.name != "*":
+                    self.r.live(b.scope, b.name)  # finds out whether it repeats another
+                if imp in self.r.duplicates:
+                    continue  # the import it repeats loads the module anyway
                 g.edge(group, imp)
-                importer = g.nodes[imp].module
+                importer = node.module
                 if importer not in seen:
                     seen.add(importer)
                     queue.append(importer)

@@ -166,46 +166,48 @@ class SymbolBuilder:
         self.info.keep_lines = keep_comment_lines(source.text)
         self.index = -1
         self.import_guard = False
+        self.in_try = False  # inside the body of a try statement of the current scope
+        self.type_checking = False  # inside `if TYPE_CHECKING:`
         self.in_annotation = False
         self.handlers = {
-            ast.FunctionDef: self.v_def,
-            ast.AsyncFunctionDef: self.v_def,
-            ast.ClassDef: self.v_class,
-            ast.Import: self.v_import,
-            ast.ImportFrom: self.v_importfrom,
-            ast.Assign: self.v_assign,
-            ast.AnnAssign: self.v_annassign,
-            ast.AugAssign: self.v_augassign,
-            ast.Name: self.v_name,
-            ast.Attribute: self.v_attribute,
-            ast.Call: self.v_call,
-            ast.BinOp: self.v_binop,
-            ast.Subscript: self.v_subscript,
-            ast.Constant: self.v_constant,
-            ast.Lambda: self.v_lambda,
-            ast.ListComp: self.v_comp,
-            ast.SetComp: self.v_comp,
-            ast.GeneratorExp: self.v_comp,
-            ast.DictComp: self.v_comp,
-            ast.NamedExpr: self.v_namedexpr,
-            ast.Global: self.v_global,
-            ast.Nonlocal: self.v_nonlocal,
-            ast.Try: self.v_try,
-            ast.ExceptHandler: self.v_excepthandler,
-            ast.MatchAs: self.v_matchname,
-            ast.MatchStar: self.v_matchname,
-            ast.MatchMapping: self.v_matchmapping,
-            ast.If: self.v_compound,
-            ast.For: self.v_compound,
-            ast.AsyncFor: self.v_compound,
-            ast.While: self.v_compound,
-            ast.With: self.v_compound,
-            ast.AsyncWith: self.v_compound,
-            ast.Match: self.v_compound,
+            ast.FunctionDef: self._v_def,
+            ast.AsyncFunctionDef: self._v_def,
+            ast.ClassDef: self._v_class,
+            ast.Import: self._v_import,
+            ast.ImportFrom: self._v_importfrom,
+            ast.Assign: self._v_assign,
+            ast.AnnAssign: self._v_annassign,
+            ast.AugAssign: self._v_augassign,
+            ast.Name: self._v_name,
+            ast.Attribute: self._v_attribute,
+            ast.Call: self._v_call,
+            ast.BinOp: self._v_binop,
+            ast.Subscript: self._v_subscript,
+            ast.Constant: self._v_constant,
+            ast.Lambda: self._v_lambda,
+            ast.ListComp: self._v_comp,
+            ast.SetComp: self._v_comp,
+            ast.GeneratorExp: self._v_comp,
+            ast.DictComp: self._v_comp,
+            ast.NamedExpr: self._v_namedexpr,
+            ast.Global: self._v_global,
+            ast.Nonlocal: self._v_nonlocal,
+            ast.Try: self._v_try,
+            ast.ExceptHandler: self._v_excepthandler,
+            ast.MatchAs: self._v_matchname,
+            ast.MatchStar: self._v_matchname,
+            ast.MatchMapping: self._v_matchmapping,
+            ast.If: self._v_if,
+            ast.For: self._v_compound,
+            ast.AsyncFor: self._v_compound,
+            ast.While: self._v_compound,
+            ast.With: self._v_compound,
+            ast.AsyncWith: self._v_compound,
+            ast.Match: self._v_compound,
         }
         try_star = getattr(ast, "TryStar", None)
         if try_star is not None:
-            self.handlers[try_star] = self.v_try
+            self.handlers[try_star] = self._v_try
 
     # -- driver -------------------------------------------------------------
 
@@ -214,32 +216,32 @@ class SymbolBuilder:
         info = self.info
         tree = self.src.tree
         assert tree is not None
-        self.scope = info.scope = self.new_scope("module", "", tree, info.node)
+        self.scope = info.scope = self._new_scope("module", "", tree, info.node)
         self.owner = info.node
         # Deeply nested generated code; Python-to-Python calls use no C stack in 3.11+.
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(max(limit, 20_000))
         try:
-            self.body(tree.body, top=True)
+            self._body(tree.body, top=True)
         finally:
             sys.setrecursionlimit(limit)
             self.handlers = {}  # bound methods: a cycle through self
         return info
 
-    def new_scope(self, kind: str, qualname: str, node: ast.AST, owner: int) -> Scope:
+    def _new_scope(self, kind: str, qualname: str, node: ast.AST, owner: int) -> Scope:
         parent = self.scope if kind != "module" else None
         scope = Scope(kind, qualname, parent, self.info, node, owner)
         self.info.scopes.append(scope)
         return scope
 
-    def visit(self, node: ast.AST) -> None:
+    def _visit(self, node: ast.AST) -> None:
         handler = self.handlers.get(node.__class__)
         if handler is not None:
             handler(node)
         else:
-            self.generic(node)
+            self._generic(node)
 
-    def generic(self, node: ast.AST) -> None:
+    def _generic(self, node: ast.AST) -> None:
         cls = node.__class__
         fields = _FIELDS.get(cls)
         if fields is None:
@@ -247,7 +249,7 @@ class SymbolBuilder:
         # The children are dispatched here rather than through visit(): this walk
         # is most of the analysis time, and a call less per node is a third of it.
         handlers = self.handlers
-        generic = self.generic
+        generic = self._generic
         AST = ast.AST
         for f in fields:
             value = getattr(node, f, None)
@@ -268,9 +270,9 @@ class SymbolBuilder:
                 else:
                     generic(value)
 
-    def body(self, stmts: list[ast.stmt], top: bool) -> None:
+    def _body(self, stmts: list[ast.stmt], top: bool) -> None:
         saved = self.index
-        visit = self.visit
+        visit = self._visit
         if top:
             for i, stmt in enumerate(stmts):
                 self.index = i
@@ -283,11 +285,11 @@ class SymbolBuilder:
 
     # -- bindings -----------------------------------------------------------
 
-    def qual(self, name: str) -> str:
+    def _qual(self, name: str) -> str:
         q = self.scope.qualname
         return f"{q}.{name}" if q else name
 
-    def bind(
+    def _bind(
         self, name: str, kind: str, node: int = -1, stmt: ast.AST | None = None,
         scope: Scope | None = None, **extra: str | None,
     ) -> Binding:
@@ -316,7 +318,7 @@ class SymbolBuilder:
             s = s.parent
         return None
 
-    def removable_name(self, name: str) -> bool:
+    def _removable_name(self, name: str) -> bool:
         """A simple assignment to ``name`` in the current scope may be removed."""
         scope = self.scope
         if name.startswith("__") and name.endswith("__"):
@@ -325,7 +327,7 @@ class SymbolBuilder:
             return False
         return not (scope.nonlocals and name in scope.nonlocals)
 
-    def kept(self, nid: int, first: int, last: int) -> None:
+    def _kept(self, nid: int, first: int, last: int) -> None:
         """Pin ``nid`` when a ``# memtrim: keep`` comment is on one of its lines."""
         lines = self.info.keep_lines
         if lines and any(line in lines for line in range(first, last + 1)):
@@ -334,27 +336,27 @@ class SymbolBuilder:
 
     # -- definitions --------------------------------------------------------
 
-    def v_def(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+    def _v_def(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         g, scope = self.g, self.scope
-        qual = self.qual(node.name)
+        qual = self._qual(node.name)
         data = {"scope": scope, "decorators": node.decorator_list}
         nid = g.add("function", self.info.name, qual, node.name, node.lineno, self.owner, node,
                     data)
-        self.bind(node.name, "def", nid, node)
+        self._bind(node.name, "def", nid, node)
         if scope.kind == "class":
             g.member(scope.owner, node.name, nid)
         self.info.defs.append(nid)
-        self.kept(nid, *_header_lines(node))
+        self._kept(nid, *_header_lines(node))
         saved_owner = self.owner
         self.owner = nid
         for dec in node.decorator_list:
-            self.visit(dec)
+            self._visit(dec)
         args = node.args
         for default in args.defaults:
-            self.visit(default)
+            self._visit(default)
         for default in args.kw_defaults:
             if default is not None:
-                self.visit(default)
+                self._visit(default)
         all_args = [*args.posonlyargs, *args.args, *args.kwonlyargs]
         if args.vararg:
             all_args.append(args.vararg)
@@ -362,38 +364,42 @@ class SymbolBuilder:
             all_args.append(args.kwarg)
         for a in all_args:
             if a.annotation is not None:
-                self.annotation(a.annotation)
+                self._annotation(a.annotation)
         if node.returns is not None:
-            self.annotation(node.returns)
-        fscope = self.new_scope("function", qual, node, nid)
+            self._annotation(node.returns)
+        fscope = self._new_scope("function", qual, node, nid)
         self.scope = fscope
         for a in all_args:
-            self.bind(a.arg, "param")
-        self.body(node.body, top=True)
+            self._bind(a.arg, "param")
+        saved_try, self.in_try = self.in_try, False
+        self._body(node.body, top=True)
+        self.in_try = saved_try
         self.scope = scope
         self.owner = saved_owner
 
-    def v_class(self, node: ast.ClassDef) -> None:
+    def _v_class(self, node: ast.ClassDef) -> None:
         g, scope = self.g, self.scope
-        qual = self.qual(node.name)
-        data = {"scope": scope, "decorators": node.decorator_list}
+        qual = self._qual(node.name)
+        data = {"scope": scope, "decorators": node.decorator_list, "in_try": self.in_try}
         nid = g.add("class", self.info.name, qual, node.name, node.lineno, self.owner, node, data)
-        self.bind(node.name, "class", nid, node)
+        self._bind(node.name, "class", nid, node)
         if scope.kind == "class":
             g.member(scope.owner, node.name, nid)
         self.info.defs.append(nid)
-        self.kept(nid, *_header_lines(node))
+        self._kept(nid, *_header_lines(node))
         saved_owner = self.owner
         self.owner = nid
         for dec in node.decorator_list:
-            self.visit(dec)
+            self._visit(dec)
         for base in node.bases:
-            self.visit(base)
+            self._visit(base)
         for kw in node.keywords:
-            self.visit(kw.value)
-        cscope = self.new_scope("class", qual, node, nid)
+            self._visit(kw.value)
+        cscope = data["body_scope"] = self._new_scope("class", qual, node, nid)
         self.scope = cscope
-        self.body(node.body, top=True)
+        saved_try, self.in_try = self.in_try, False
+        self._body(node.body, top=True)
+        self.in_try = saved_try
         self.scope = scope
         self.owner = saved_owner
 
@@ -403,14 +409,15 @@ class SymbolBuilder:
         g = self.g
         data["scope"] = self.scope
         data["guarded"] = self.import_guard
-        nid = g.add("import", self.info.name, self.qual(bound), bound, node.lineno, self.owner,
+        data["type_checking"] = self.type_checking
+        nid = g.add("import", self.info.name, self._qual(bound), bound, node.lineno, self.owner,
                     node, data)
-        self.kept(nid, node.lineno, node.end_lineno or node.lineno)
+        self._kept(nid, node.lineno, node.end_lineno or node.lineno)
         if self.scope.kind == "class":
             g.guard(self.owner, nid, "import in a class body binds a class attribute")
         return nid
 
-    def v_import(self, node: ast.Import) -> None:
+    def _v_import(self, node: ast.Import) -> None:
         seen: dict[tuple[str, str | None], int] = {}
         for alias in node.names:
             key = (alias.name, alias.asname)
@@ -421,14 +428,14 @@ class SymbolBuilder:
                 bound = bound_module = alias.name.partition(".")[0]
             data = {"alias": alias.name, "asname": alias.asname, "occurrence": occurrence}
             nid = self._import_node(node, bound, data)
-            b = self.bind(bound, "import", nid, node, module=alias.name, bound_module=bound_module)
+            b = self._bind(bound, "import", nid, node, module=alias.name, bound_module=bound_module)
             data["binding"] = b
             if b.kind != "import":  # `global x` then `import x`: keep it
                 self.g.guard(self.owner, nid, "import binds a global declared in a function")
             self.info.imports.append(b)
             self.info.imported.add(alias.name)
 
-    def v_importfrom(self, node: ast.ImportFrom) -> None:
+    def _v_importfrom(self, node: ast.ImportFrom) -> None:
         base = relative_base(self.info.package, node.module, node.level)
         info = self.info
         if base:
@@ -451,7 +458,7 @@ class SymbolBuilder:
                 continue
             bound = alias.asname or alias.name
             nid = self._import_node(node, bound, data)
-            b = self.bind(bound, "import", nid, node, module=base, attr=alias.name)
+            b = self._bind(bound, "import", nid, node, module=base, attr=alias.name)
             data["binding"] = b
             if b.kind != "import":
                 self.g.guard(self.owner, nid, "import binds a global declared in a function")
@@ -468,29 +475,29 @@ class SymbolBuilder:
         g, scope = self.g, self.scope
         label = "=".join(targets)
         target_nodes: list[int] = []
-        vid = g.add("value", self.info.name, self.qual(label) + "=", label, node.lineno,
+        vid = g.add("value", self.info.name, self._qual(label) + "=", label, node.lineno,
                     self.owner, node, {"scope": scope, "expr": value, "targets": target_nodes})
         pinned = False
         for name in targets:
-            if self.removable_name(name):
-                tid = g.add("variable", self.info.name, self.qual(name), name, node.lineno,
+            if self._removable_name(name):
+                tid = g.add("variable", self.info.name, self._qual(name), name, node.lineno,
                             self.owner, node, {"value": vid, "targets": targets})
-                self.bind(name, "assign", tid, node)
+                self._bind(name, "assign", tid, node)
                 g.edge(tid, vid)
                 target_nodes.append(tid)
-                self.kept(tid, node.lineno, node.end_lineno or node.lineno)
+                self._kept(tid, node.lineno, node.end_lineno or node.lineno)
             else:
-                self.bind(name, "other", -1, node)
+                self._bind(name, "other", -1, node)
                 pinned = True
         if pinned:
             g.edge(self.owner, vid)
         saved = self.owner
         self.owner = vid
-        self.visit(value)
+        self._visit(value)
         self.owner = saved
         self.info.values.append((scope, value, saved, vid))
 
-    def v_assign(self, node: ast.Assign) -> None:
+    def _v_assign(self, node: ast.Assign) -> None:
         scope = self.scope
         targets = node.targets
         if scope.kind == "module" and any(
@@ -500,11 +507,11 @@ class SymbolBuilder:
         if scope.kind in ("module", "function") and all(t.__class__ is ast.Name for t in targets):
             self._value_node(node, [t.id for t in targets], node.value)  # type: ignore[attr-defined]
             return
-        self.visit(node.value)
+        self._visit(node.value)
         for t in targets:
-            self.visit(t)
+            self._visit(t)
 
-    def v_annassign(self, node: ast.AnnAssign) -> None:
+    def _v_annassign(self, node: ast.AnnAssign) -> None:
         # Only a function's locals: at module level the annotation lands in __annotations__.
         if (
             self.scope.kind == "function" and node.value is not None
@@ -519,24 +526,24 @@ class SymbolBuilder:
             node.target.__class__ is ast.Name and node.target.id == "__all__"  # type: ignore[attr-defined]
         ):
             self._all_names(node.value, reset=True)
-        self.annotation(node.annotation)
+        self._annotation(node.annotation)
         if node.value is not None:
-            self.visit(node.value)
-        self.visit(node.target)
+            self._visit(node.value)
+        self._visit(node.target)
 
-    def v_augassign(self, node: ast.AugAssign) -> None:
+    def _v_augassign(self, node: ast.AugAssign) -> None:
         target = node.target
         if target.__class__ is ast.Name:
             name = target.id  # type: ignore[attr-defined]
             if self.scope.kind == "module" and name == "__all__":
                 self._all_names(node.value, reset=False)
             self.info.chains.append((self.scope, name, (), self.owner, False))
-            self.bind(name, "other", -1, node)
+            self._bind(name, "other", -1, node)
         else:
-            self.visit(target)
+            self._visit(target)
             if target.__class__ is ast.Attribute:  # obj.x += 1 reads obj.x
                 self.info.attr_refs.append((self.owner, target.attr))  # type: ignore[attr-defined]
-        self.visit(node.value)
+        self._visit(node.value)
 
     def _all_names(self, value: ast.expr, reset: bool) -> None:
         info = self.info
@@ -551,17 +558,17 @@ class SymbolBuilder:
 
     # -- expressions --------------------------------------------------------
 
-    def v_name(self, node: ast.Name) -> None:
+    def _v_name(self, node: ast.Name) -> None:
         ctx = node.ctx.__class__
         if ctx is ast.Store:
-            self.bind(node.id, "other")
+            self._bind(node.id, "other")
         elif ctx is ast.Load:
             self.info.chains.append((self.scope, node.id, (), self.owner, True))
         else:  # del x: needs x bound (a use), and unbinds it (so x is not a plain import)
             self.info.chains.append((self.scope, node.id, (), self.owner, False))
-            self.bind(node.id, "other")
+            self._bind(node.id, "other")
 
-    def v_attribute(self, node: ast.Attribute) -> None:
+    def _v_attribute(self, node: ast.Attribute) -> None:
         attrs = []
         cur: ast.expr = node
         while cur.__class__ is ast.Attribute:
@@ -579,7 +586,7 @@ class SymbolBuilder:
         if cur.__class__ is ast.Name:
             self.info.chains.append((self.scope, cur.id, tuple(attrs), self.owner, as_value))  # type: ignore[attr-defined]
         else:
-            self.visit(cur)
+            self._visit(cur)
             refs = self.info.attr_refs
             for a in attrs:
                 refs.append((self.owner, a))
@@ -589,7 +596,7 @@ class SymbolBuilder:
         if not (isinstance(expr, ast.Attribute) and expr.attr == "modules"):
             return False
         self.info.dynamic.append(("sys.modules[]", self.scope, node, self.owner))
-        self.visit(expr.value)  # not the attribute itself: that would be any module
+        self._visit(expr.value)  # not the attribute itself: that would be any module
         return True
 
     def _dict_key(self, expr: ast.expr, key: ast.expr | None) -> bool:
@@ -599,18 +606,18 @@ class SymbolBuilder:
         if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
             return False
         self.info.attr_refs.append((self.owner, key.value))
-        self.visit(expr.value)
+        self._visit(expr.value)
         return True
 
-    def v_subscript(self, node: ast.Subscript) -> None:
+    def _v_subscript(self, node: ast.Subscript) -> None:
         if self._sys_modules(node, node.value):
-            self.visit(node.slice)
+            self._visit(node.slice)
         elif self._dict_key(node.value, node.slice):
             pass
         else:
-            self.generic(node)
+            self._generic(node)
 
-    def v_call(self, node: ast.Call) -> None:
+    def _v_call(self, node: ast.Call) -> None:
         func = node.func
         info = self.info
         if isinstance(func, ast.Attribute) and (
@@ -619,9 +626,9 @@ class SymbolBuilder:
                 and self._dict_key(func.value, node.args[0]))
         ):
             for arg in node.args:
-                self.visit(arg)
+                self._visit(arg)
             for kw in node.keywords:
-                self.visit(kw.value)
+                self._visit(kw.value)
             return
         if func.__class__ is ast.Name:
             if func.id in DYNAMIC_CALLS:  # type: ignore[attr-defined]
@@ -650,20 +657,20 @@ class SymbolBuilder:
             if arg.__class__ is ast.Name:
                 attrs.reverse()
                 info.passed.append((self.scope, arg.id, tuple(attrs), self.owner, callee))  # type: ignore[attr-defined]
-        self.generic(node)
+        self._generic(node)
 
-    def v_binop(self, node: ast.BinOp) -> None:
+    def _v_binop(self, node: ast.BinOp) -> None:
         # a + b + c + ... nests to the left; generated code has chains thousands long.
         rights = []
         cur: ast.expr = node
         while cur.__class__ is ast.BinOp:
             rights.append(cur.right)  # type: ignore[attr-defined]
             cur = cur.left  # type: ignore[attr-defined]
-        self.visit(cur)
+        self._visit(cur)
         for right in reversed(rights):
-            self.visit(right)
+            self._visit(right)
 
-    def v_constant(self, node: ast.Constant) -> None:
+    def _v_constant(self, node: ast.Constant) -> None:
         value = node.value
         if value.__class__ is str and not self.in_annotation:
             if 2 < len(value) < 200 and _DOTTED.fullmatch(value):  # type: ignore[arg-type]
@@ -679,109 +686,126 @@ class SymbolBuilder:
                 return
             for sub in ast.walk(expr):
                 sub.lineno = node.lineno  # type: ignore[attr-defined]
-            self.visit(expr)
+            self._visit(expr)
 
-    def annotation(self, node: ast.expr) -> None:
+    def _annotation(self, node: ast.expr) -> None:
         saved = self.in_annotation
         self.in_annotation = True
-        self.visit(node)
+        self._visit(node)
         self.in_annotation = saved
 
-    def v_lambda(self, node: ast.Lambda) -> None:
+    def _v_lambda(self, node: ast.Lambda) -> None:
         args = node.args
         for default in args.defaults:
-            self.visit(default)
+            self._visit(default)
         for default in args.kw_defaults:
             if default is not None:
-                self.visit(default)
+                self._visit(default)
         scope = self.scope
-        self.scope = self.new_scope("lambda", scope.qualname, node, self.owner)
+        self.scope = self._new_scope("lambda", scope.qualname, node, self.owner)
         for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
             if a is not None:
-                self.bind(a.arg, "param")
-        self.visit(node.body)
+                self._bind(a.arg, "param")
+        self._visit(node.body)
         self.scope = scope
 
-    def v_comp(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp) -> None:
+    def _v_comp(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp) -> None:
         gens = node.generators
-        self.visit(gens[0].iter)  # evaluated in the enclosing scope
+        self._visit(gens[0].iter)  # evaluated in the enclosing scope
         scope = self.scope
-        self.scope = self.new_scope("comprehension", scope.qualname, node, self.owner)
+        self.scope = self._new_scope("comprehension", scope.qualname, node, self.owner)
         for i, gen in enumerate(gens):
             if i:
-                self.visit(gen.iter)
-            self.visit(gen.target)
+                self._visit(gen.iter)
+            self._visit(gen.target)
             for cond in gen.ifs:
-                self.visit(cond)
+                self._visit(cond)
         if isinstance(node, ast.DictComp):
-            self.visit(node.key)
-            self.visit(node.value)
+            self._visit(node.key)
+            self._visit(node.value)
         else:
-            self.visit(node.elt)
+            self._visit(node.elt)
         self.scope = scope
 
-    def v_namedexpr(self, node: ast.NamedExpr) -> None:
-        self.visit(node.value)
+    def _v_namedexpr(self, node: ast.NamedExpr) -> None:
+        self._visit(node.value)
         scope = self.scope
         while scope.kind == "comprehension" and scope.parent is not None:
             scope = scope.parent
-        self.bind(node.target.id, "other", scope=scope)
+        self._bind(node.target.id, "other", scope=scope)
 
     # -- statements -----------------------------------------------------------
 
-    def v_global(self, node: ast.Global) -> None:
+    def _v_global(self, node: ast.Global) -> None:
         if self.scope.kind != "module":
             if self.scope.globals is None:
                 self.scope.globals = set()
             self.scope.globals.update(node.names)
 
-    def v_nonlocal(self, node: ast.Nonlocal) -> None:
+    def _v_nonlocal(self, node: ast.Nonlocal) -> None:
         if self.scope.nonlocals is None:
             self.scope.nonlocals = set()
         self.scope.nonlocals.update(node.names)
         for name in node.names:  # needs the enclosing binding to exist: a use of it
             self.info.chains.append((self.scope, name, (), self.owner, False))
 
-    def v_compound(self, node: ast.stmt) -> None:
+    def _v_compound(self, node: ast.stmt) -> None:
         saved = self.index
         self.index = -1
-        self.generic(node)
+        self._generic(node)
         self.index = saved
 
-    def v_try(self, node: ast.Try) -> None:
-        saved_index, saved_guard = self.index, self.import_guard
+    def _v_if(self, node: ast.If) -> None:
+        test = node.test
+        name = test.id if isinstance(test, ast.Name) else (
+            test.attr if isinstance(test, ast.Attribute) else "")
+        if name != "TYPE_CHECKING":
+            self._v_compound(node)
+            return
+        saved_index, saved_flag = self.index, self.type_checking
+        self.index = -1
+        self._visit(test)
+        self.type_checking = True  # never runs: its imports have no effect to keep
+        self._body(node.body, top=False)
+        self.type_checking = saved_flag
+        self._body(node.orelse, top=False)
+        self.index = saved_index
+
+    def _v_try(self, node: ast.Try) -> None:
+        saved_index, saved_guard, saved_try = self.index, self.import_guard, self.in_try
         self.index = -1
         if any(_catches_import_error(h) for h in node.handlers):
             self.import_guard = True  # the import's failure is observable
-        self.body(node.body, top=False)
-        self.import_guard = saved_guard
+        self.in_try = bool(node.handlers)
+        self._body(node.body, top=False)
+        self.import_guard, self.in_try = saved_guard, saved_try
         for handler in node.handlers:
-            self.visit(handler)
-        self.body(node.orelse, top=False)
-        self.body(node.finalbody, top=False)
+            self._visit(handler)
+        self._body(node.orelse, top=False)
+        self._body(node.finalbody, top=False)
         self.index = saved_index
 
-    def v_excepthandler(self, node: ast.ExceptHandler) -> None:
+    def _v_excepthandler(self, node: ast.ExceptHandler) -> None:
         if node.type is not None:
-            self.visit(node.type)
+            self._visit(node.type)
         if node.name:
-            self.bind(node.name, "other")
-        self.body(node.body, top=False)
+            self._bind(node.name, "other")
+        self._body(node.body, top=False)
 
-    def v_matchname(self, node: ast.MatchAs | ast.MatchStar) -> None:
+    def _v_matchname(self, node: ast.MatchAs | ast.MatchStar) -> None:
         pattern = getattr(node, "pattern", None)
         if pattern is not None:
-            self.visit(pattern)
+            self._visit(pattern)
         if node.name:
-            self.bind(node.name, "other")
+            self._bind(node.name, "other")
 
-    def v_matchmapping(self, node: ast.MatchMapping) -> None:
+    def _v_matchmapping(self, node: ast.MatchMapping) -> None:
         for key in node.keys:
-            self.visit(key)
+            self._visit(key)
         for pattern in node.patterns:
-            self.visit(pattern)
+            self._visit(pattern)
         if node.rest:
-            self.bind(node.rest, "other")
+            self._bind(node.rest, "other")
 
 
 def _header_lines(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> tuple[int, int]:

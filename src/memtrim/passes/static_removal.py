@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memtrim.analysis.effects import SideEffects, is_pure_value
+from memtrim.analysis.effects import SideEffects, definition_effects, is_pure_value
 from memtrim.analysis.graph import Graph, Node
 from memtrim.analysis.guards import declared_entry_points, decorator_is_pure
 from memtrim.analysis.reachability import solve
@@ -221,11 +221,19 @@ def _pin_reason(pg: ProgramGraph, effects: SideEffects, node: Node) -> str | Non
         for d in data["decorators"]:
             if not decorator_is_pure(d, scope, r, g):
                 return f"decorator @{ast.unparse(d)} is not known to be pure: it may register it"
+        if data.get("in_try"):
+            return "defined inside a try statement: whether creating it raises may be observed"
+        why = definition_effects(
+            node.stmt, scope, data.get("body_scope"), r,  # type: ignore[arg-type]
+            lambda d, s: decorator_is_pure(d, s, r, g),
+        )
+        if why is not None:
+            return f"creating it does more than define it: {why}"
         return None
     if kind == "import":
         b = data["binding"]
-        if node.id in r.duplicates:
-            return None  # the module was already imported by the first import
+        if node.id in r.duplicates or data.get("type_checking"):
+            return None  # imported already by the first import / never run
         if data.get("guarded"):
             return "import inside try/except ImportError: whether it fails is observable"
         if b.module is None:
