@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -124,12 +128,49 @@ def test_unreadable_file_chmod(tmp_path):
     secret.chmod(0)
     try:
         if os.access(secret, os.R_OK):
-            pytest.skip("running as root: chmod 000 does not stop root from reading the file")
+            # root reads anything: load the program as an unprivileged user instead
+            _load_as_nobody(tmp_path)
+            return
         program = Program.load(tmp_path, entry=Path("main.py"))
         assert problems(program) == ["secret.py: cannot read: Permission denied; skipped"]
         assert "secret" not in program.modules
     finally:
         secret.chmod(0o644)
+
+
+def _load_as_nobody(tree: Path) -> None:
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.fail("running as root and setpriv is missing: cannot drop privileges")
+    # pytest's tmp dirs are private: copy the tree where user nobody can reach it
+    root = Path(tempfile.mkdtemp(prefix="memtrim-nobody-"))
+    try:
+        root.chmod(0o755)
+        shutil.copy2(tree / "main.py", root / "main.py")
+        (root / "secret.py").write_text("X = 1\n")
+        (root / "secret.py").chmod(0)
+        _check_as_nobody(setpriv, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _check_as_nobody(setpriv: str, root: Path) -> None:
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    code = (
+        f"import sys; sys.path.insert(0, {src!r})\n"
+        "from pathlib import Path\n"
+        "from memtrim.program import Program\n"
+        f"p = Program.load(Path({str(root)!r}), entry=Path('main.py'))\n"
+        "print([str(x) for x in p.problems]); print('secret' in p.modules)\n"
+    )
+    proc = subprocess.run(
+        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "['secret.py: cannot read: Permission denied; skipped']", "False"
+    ]
 
 
 def test_unreadable_file_broken_symlink(tmp_path):
