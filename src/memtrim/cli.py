@@ -193,11 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the report as JSON (schema memtrim.optimize/1)",
     )
     o.add_argument(
-        "--repeat",
-        type=int,
-        default=1,
-        metavar="N",
-        help="measurement runs per workload and step (default 1)",
+        "--repeat", type=int, default=3, metavar="N",
+        help="measurement runs per workload and step; medians are reported (default 3)",
     )
     o.add_argument("--no-measure", action="store_true", help="skip the RSS/time measurements")
     o.add_argument("--lambda", dest="lambda_pct", type=float, default=1.0, metavar="PCT",
