@@ -96,20 +96,7 @@ class App:
         script = None
         if self.script is not None:
             script = new_root / self.script.relative_to(self.root)
-        return App(
-            root=new_root,
-            script=script,
-            module=self.module,
-            workloads=self.workloads,
-            normalizers=self.normalizers,
-            test_command=self.test_command,
-            keep=self.keep,
-            include_packages=self.include_packages,
-            device=self.device,
-            mode=self.mode,
-            config_path=self.config_path,
-            extra=self.extra,
-        )
+        return replace(self, root=new_root, script=script)
 
 
 _KNOWN_KEYS = {

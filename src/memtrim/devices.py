@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 MIB = 1024 * 1024
 
@@ -140,6 +141,75 @@ def device_fit(
             "headroom_bytes": None if basis is None else ram - basis,
         }
     return out
+
+
+def fit_verdict(
+    board: Device,
+    peak_original: int | None,
+    peak_optimized: int | None,
+    *,
+    reserve_bytes: int = 0,
+) -> dict[str, Any]:
+    """The verdict for one target device (``--device``): does each program fit, with headroom.
+
+    The budget is the board's RAM minus ``reserve_bytes`` (what its own OS keeps;
+    0 compares with the whole RAM, as the paper does).  ``fits_*`` is
+    ``peak <= budget`` (None when the peak is unknown); ``headroom_bytes`` and
+    ``headroom_pct`` are the budget minus the optimized peak (the original's when
+    there is no optimized one), negative when it does not fit.  ``enforced`` is
+    None here: :func:`memtrim.measure.limits.enforced_fit` runs the programs under
+    the budget and fills it in.
+    """
+    budget = board.ram_bytes - reserve_bytes
+    basis = peak_optimized if peak_optimized is not None else peak_original
+    headroom = None if basis is None else budget - basis
+    return {
+        "device": board.name,
+        "ram_bytes": board.ram_bytes,
+        "ram_label": board.ram_label,
+        "reserve_bytes": reserve_bytes,
+        "budget_bytes": budget,
+        "peak_original": peak_original,
+        "peak_optimized": peak_optimized,
+        "fits_original": None if peak_original is None else peak_original <= budget,
+        "fits_optimized": None if peak_optimized is None else peak_optimized <= budget,
+        "headroom_bytes": headroom,
+        "headroom_pct": None if headroom is None else round(100.0 * headroom / budget, 1),
+        "enforced": None,
+        "notes": board.notes,
+    }
+
+
+def verdict_line(verdict: Mapping[str, Any]) -> str:
+    """One line for the terminal: ``Giant Board (128 MB): original does not fit ...``."""
+
+    def mb(n: int) -> str:
+        return f"{n / 1e6:.1f} MB"
+
+    parts = []
+    for label in ("original", "optimized"):
+        fits = verdict.get(f"fits_{label}")
+        peak = verdict.get(f"peak_{label}")
+        if fits is None and peak is None:
+            continue
+        budget = verdict["budget_bytes"]
+        where = f" (peak {mb(peak)})" if peak is not None else ""
+        if fits is None:
+            parts.append(f"{label}: unknown{where}")
+        elif fits:
+            room = f", {mb(budget - peak)} headroom" if peak is not None else ""
+            parts.append(f"{label} fits{where}{room}")
+        else:
+            over = f", {mb(peak - budget)} over" if peak is not None and peak > budget else ""
+            parts.append(f"{label} does not fit{where}{over}")
+    if verdict.get("enforced"):
+        how = f"enforced with {verdict.get('mechanism')}"
+    elif verdict.get("enforced") is False:
+        how = f"limit not enforced: {verdict.get('reason')}"
+    else:
+        how = "from measured peaks"
+    return f"{verdict['device']} ({size_label(verdict['budget_bytes'])}): " + \
+        "; ".join(parts or ["nothing measured"]) + f" [{how}]"
 
 
 def boards_by_name(boards: Iterable[Device] = BOARDS) -> Mapping[str, Device]:
