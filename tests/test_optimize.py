@@ -265,3 +265,25 @@ def test_static_step_has_a_name_the_cli_accepts():
                 app=load_app(ROOT / "examples/gateway/memtrim.toml"), outdir=None, steps=["nope"]
             )
         )
+
+
+def test_cli_options_replace_config_settings(tmp_path):
+    """--normalize, --test-command and --source-root work without any config file."""
+    root = tmp_path / "proj"
+    write(root / "app/main.py", "import time\nprint('took', time.perf_counter(), 's')\n")
+    write(root / "check.py", "import sys\nsys.exit(0)\n")
+    out = tmp_path / "out"
+    # without the normalizer the timing makes the original non-deterministic: refused
+    proc = memtrim("optimize", str(root / "app/main.py"), "-o", str(out), "--no-measure",
+                   "--source-root", str(root))
+    assert proc.returncode == 2 and "normalizer" in proc.stderr
+    proc = memtrim("optimize", str(root / "app/main.py"), "-o", str(out), "--no-measure",
+                   "--source-root", str(root), "--normalize", r"took [0-9.e-]+ s=>took X s",
+                   "--test-command", f"{PY} {{root}}/check.py", "--json", str(tmp_path / "r.json"))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["app"]["root"] == str(root.resolve())
+    assert report["oracle"]["test_command"]
+    assert (out / "app/main.py").exists() and (out / "check.py").exists()
+    proc = memtrim("optimize", str(root / "app/main.py"), "--check", "--normalize", "bad")
+    assert proc.returncode == 2 and "PATTERN=>REPLACEMENT" in proc.stderr

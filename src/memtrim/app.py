@@ -249,6 +249,9 @@ def resolve_app(
     config: Path | None,
     args: Sequence[str] | None,
     timeout: float | None = None,
+    source_root: Path | None = None,
+    normalizers: Sequence[str] = (),
+    test_command: Sequence[str] | None = None,
 ) -> App:
     """Build the App from the command line and, when found, ``memtrim.toml``/``pyproject.toml``.
 
@@ -261,6 +264,8 @@ def resolve_app(
     """
     if script and module:
         raise ConfigError("give either a SCRIPT or -m MODULE, not both")
+    if source_root is not None and not source_root.is_dir():
+        raise ConfigError(f"--source-root {source_root} is not a directory")
     if config is None:
         start = Path(script).resolve().parent if script else Path.cwd()
         config = find_config(start)
@@ -273,6 +278,8 @@ def resolve_app(
             raise ConfigError("give a SCRIPT, -m MODULE, or a config with an entry")
         root = Path(script).resolve().parent if script else Path.cwd().resolve()
         app = App(root=root, workloads=(Workload(name="default"),))
+    if source_root is not None:
+        app = replace(app, root=source_root.resolve())
     if script:
         path = Path(script).resolve()
         if not path.is_file():
@@ -286,4 +293,14 @@ def resolve_app(
         app = replace(app, workloads=(Workload(name="cli", args=tuple(args)),))
     if timeout is not None:
         app = replace(app, workloads=tuple(replace(w, timeout=timeout) for w in app.workloads))
+    if normalizers:
+        extra = []
+        for spec in normalizers:
+            pattern, sep, repl = spec.partition("=>")
+            if not sep or not pattern:
+                raise ConfigError(f"--normalize {spec!r}: expected PATTERN=>REPLACEMENT")
+            extra.append(Normalizer(pattern, repl))
+        app = replace(app, normalizers=(*app.normalizers, *extra))
+    if test_command:
+        app = replace(app, test_command=tuple(test_command))
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -122,16 +123,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="traceback frames kept by tracemalloc (default 1)",
     )
-    p.add_argument("--expect-exit", type=int, default=0, metavar="CODE",
-                   help="the application's normal exit status (default 0); any other is a failure")
+    p.add_argument(
+        "--expect-exit",
+        type=int,
+        default=0,
+        metavar="CODE",
+        help="the application's normal exit status (default 0); any other is a failure",
+    )
     p.add_argument("--no-imports", action="store_true", help="skip the import-cost run")
     p.add_argument(
         "--no-tracemalloc",
         action="store_true",
         help="skip the tracemalloc run (allocation lines, traced import bytes)",
     )
-    p.add_argument("--no-census", action="store_true",
-                   help="skip the run that counts live objects by type at the RSS peak")
+    p.add_argument(
+        "--no-census",
+        action="store_true",
+        help="skip the run that counts live objects by type at the RSS peak",
+    )
     p.add_argument("--no-arenas", action="store_true", help="skip the pymalloc arena run")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
 
@@ -161,6 +170,25 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="memtrim.toml or pyproject.toml (default: searched from the script up)",
+    )
+    o.add_argument(
+        "--source-root",
+        type=Path,
+        metavar="DIR",
+        help="the tree memtrim may read and rewrite (default: the config's or the script's dir)",
+    )
+    o.add_argument(
+        "--normalize",
+        action="append",
+        default=[],
+        metavar="PATTERN=>REPL",
+        help="regex applied to outputs before comparison, e.g. 'took [0-9.]+ s=>took X s' "
+        "(repeatable)",
+    )
+    o.add_argument(
+        "--test-command",
+        metavar="CMD",
+        help="the app's own tests, run in each candidate (split like a shell)",
     )
     o.add_argument(
         "--keep",
@@ -193,17 +221,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the report as JSON (schema memtrim.optimize/1)",
     )
     o.add_argument(
-        "--repeat", type=int, default=3, metavar="N",
+        "--repeat",
+        type=int,
+        default=3,
+        metavar="N",
         help="measurement runs per workload and step; medians are reported (default 3)",
     )
     o.add_argument("--no-measure", action="store_true", help="skip the RSS/time measurements")
-    o.add_argument("--lambda", dest="lambda_pct", type=float, default=1.0, metavar="PCT",
-                   help="keep a step that can cost memory (outlining, lazy imports, hierarchy "
-                   "reduction) only if it lowers peak RSS by at least PCT %% (default 1)")
-    o.add_argument("--steps", metavar="NAMES",
-                   help="comma-separated steps to run (default: every step of the mode)")
-    o.add_argument("--no-details", action="store_true",
-                   help="skip the import-tree and arena runs before and after")
+    o.add_argument(
+        "--lambda",
+        dest="lambda_pct",
+        type=float,
+        default=1.0,
+        metavar="PCT",
+        help="keep a step that can cost memory (outlining, lazy imports, hierarchy "
+        "reduction) only if it lowers peak RSS by at least PCT %% (default 1)",
+    )
+    o.add_argument(
+        "--steps",
+        metavar="NAMES",
+        help="comma-separated steps to run (default: every step of the mode)",
+    )
+    o.add_argument(
+        "--no-details",
+        action="store_true",
+        help="skip the import-tree and arena runs before and after",
+    )
     o.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     from .report.cli_report import add_report_parser
 
@@ -325,6 +368,9 @@ def cmd_optimize(args: argparse.Namespace, app_args: list[str]) -> int:
             config=args.config,
             args=app_args or None,
             timeout=args.timeout,
+            source_root=args.source_root,
+            normalizers=args.normalize,
+            test_command=shlex.split(args.test_command) if args.test_command else None,
         )
     except ConfigError as e:
         return _fail(str(e))
