@@ -146,6 +146,7 @@ def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None
             "workloads": [w.name for w in app.workloads],
         },
         "mode": app.mode,
+        "warning": _mode_warning(app.mode),
         "interpreter": {"python": req.python, "args": list(req.python_args)},
         "outdir": str(req.outdir) if req.outdir and not (req.diff_only or req.check_only) else None,
         "problems": [
@@ -249,8 +250,17 @@ class StaticRemovalStep:
 
 
 def all_steps(req: OptimizeRequest) -> list[Step]:
-    """Every step of the request's mode, in pipeline order."""
-    return [StaticRemovalStep()]
+    """Every step of the request's mode, in pipeline order.
+
+    Outlining comes after every step that moves code between modules (its stubs
+    import a cold module beside their own file).
+    """
+    from .passes.outline import OutlineStep
+    from .passes.specialize import SpecializeStep, UnreachableCodeStep
+
+    if req.app.mode == "specialize":
+        return [StaticRemovalStep(), UnreachableCodeStep(), SpecializeStep()]
+    return [StaticRemovalStep(), UnreachableCodeStep(), OutlineStep()]
 
 
 def default_steps(req: OptimizeRequest) -> list[Step]:
@@ -266,6 +276,14 @@ def default_steps(req: OptimizeRequest) -> list[Step]:
             + ", ".join(s.name for s in steps)
         )
     return [s for s in steps if s.name in req.steps]
+
+
+def _mode_warning(mode: str) -> str | None:
+    if mode != "specialize":
+        return None
+    from .passes.specialize import WARNING
+
+    return WARNING
 
 
 def _pop_timelines(measurements: dict) -> dict:
@@ -295,6 +313,7 @@ def _run_step(
     say(f"{impl.name}: {impl.description}")
     started = time.perf_counter()
     edits = impl.run(program, ctx)
+    analysis = getattr(impl, "summary", None)  # e.g. the fraction outlined, and why not more
     kept, dropped, runs = _verify_edits(impl, program, edits, ctx, tmpdir)
     step: dict = {
         "name": impl.name,
@@ -305,6 +324,8 @@ def _run_step(
         "edits_by_kind": dict(Counter(e.kind for e in kept)),
         "verification_runs": runs,
     }
+    if analysis is not None:
+        step["analysis"] = analysis
     built = tmpdir / f"step{index}-{impl.name}"
     changes = _build(impl, program, kept, ctx.app.root, built)
     step["files_changed"] = sorted(changes)

@@ -540,3 +540,37 @@ def iter_functions(
 def blocks_of(stmt: ast.stmt) -> list[tuple[str, list[ast.stmt], ast.AST]]:
     """The statement lists of a compound statement: (field, statements, owner node)."""
     return _blocks_of(stmt)
+
+
+def find_unreachable(src: ModuleSource) -> list[ColdRegion]:
+    """Code after an unconditional ``return``/``raise``/``continue``/``break``, found statically.
+
+    No input can run it, so removing it is safe in every mode.  Only direct
+    successors in the same block are found (a block after an ``if`` whose every
+    branch returns is left to the dynamic classification).
+    """
+    if src.tree is None:
+        return []
+    path = src.path.as_posix()
+    out: list[ColdRegion] = []
+
+    def block(stmts: Sequence[ast.stmt], chain: tuple[ast.AST, ...]) -> None:
+        for i, s in enumerate(stmts):
+            if isinstance(s, _TERMINATORS):
+                rest = list(stmts[i + 1:])
+                if rest and has_code(rest):
+                    first, last = block_span(rest)
+                    out.append(ColdRegion(
+                        category=DEAD, kind="unreachable", path=path, module=src.name,
+                        scope=_qualname(chain), name="", first_line=first, last_line=last,
+                        statements=count_statements(rest), stmts=tuple(rest), chain=chain,
+                    ))
+                break
+            if isinstance(s, (*_FUNCS, ast.ClassDef)):
+                block(s.body, (*chain, s))
+            else:
+                for _f, inner, _o in _blocks_of(s):
+                    block(inner, chain)
+
+    block(src.tree.body, ())
+    return out

@@ -186,6 +186,8 @@ def render_optimize(report: dict, console: Console) -> None:
         f"[bold]memtrim optimize[/] {app['entry'] or '-m ' + str(app['module'])} "
         f"[dim](mode {report['mode']}, {len(app['workloads'])} workload(s))[/]"
     )
+    if report.get("warning"):
+        console.print(f"[bold red]WARNING: {report['warning']}[/]")
     for problem in report.get("problems", []):
         where = problem["path"] + (f":{problem['line']}" if problem.get("line") else "")
         console.print(f"[yellow]skipped[/] {where}: {problem['message']}")
@@ -221,6 +223,8 @@ def render_optimize(report: dict, console: Console) -> None:
             console.print(t)
     if report.get("floor_peak_rss"):
         console.print(f"[dim]bare interpreter: {mb(report['floor_peak_rss'])}[/]")
+    if report.get("warning"):
+        console.print(f"[bold red]WARNING: {report['warning']}[/]")
     if report.get("outdir") and report.get("changed") is not None:
         console.print(
             f"written to {report['outdir']}" + ("" if report["changed"] else " (no changes)")
