@@ -196,8 +196,7 @@ def test_module_target_runs_like_python_m(tmp_path: Path) -> None:
         "b",
     )
     assert proc.returncode == 0, proc.stderr
-    stdout = Path(json.loads(out.read_text())["headline"]["stdout"]).read_text()
-    assert stdout == "args ['a', 'b']\n"
+    assert json.loads(out.read_text())["headline"]["stdout_tail"] == "args ['a', 'b']"
 
 
 # -- bad input ---------------------------------------------------------------
@@ -298,6 +297,21 @@ def test_help_explains(tmp_path: Path) -> None:
     proc = memtrim("profile", "--help")
     assert proc.returncode == 0
     assert "VmHWM" in proc.stdout and "exit status" in proc.stdout
+
+
+def test_runs_dir_keeps_raw_files_and_the_default_leaves_nothing(tmp_path: Path) -> None:
+    app = write(tmp_path / "a.py", "print('hello')\n")
+    runs = tmp_path / "runs"
+    proc = memtrim("profile", "--no-tracemalloc", "--no-census", "--runs-dir", str(runs), str(app))
+    assert proc.returncode == 0, proc.stderr
+    assert (runs / "plain0" / "plain.stdout").read_text() == "hello\n"
+    assert (runs / "arenas" / "arenas.result.arenas").exists()
+    import tempfile as _tf
+
+    before = set(Path(_tf.gettempdir()).glob("memtrim-profile-*"))
+    proc = memtrim("profile", "--no-tracemalloc", "--no-census", str(app))
+    assert proc.returncode == 0, proc.stderr
+    assert set(Path(_tf.gettempdir()).glob("memtrim-profile-*")) == before
 
 
 def test_input_tree_is_not_modified(tmp_path: Path) -> None:

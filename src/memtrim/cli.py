@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 from . import __version__
@@ -142,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the run that counts live objects by type at the RSS peak",
     )
     p.add_argument("--no-arenas", action="store_true", help="skip the pymalloc arena run")
+    p.add_argument("--runs-dir", type=Path, metavar="DIR",
+                   help="keep every run's raw files (stdout, stderr, results, arena dumps) in DIR "
+                   "(default: a temporary folder, deleted)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
 
     o = sub.add_parser(
@@ -321,10 +325,15 @@ def cmd_profile(args: argparse.Namespace, app_args: list[str]) -> int:
         nframes=args.frames,
         top=args.top,
         expect_exit=args.expect_exit,
+        workdir=args.runs_dir,
     )
     console = Console(stderr=False, quiet=args.quiet)
     err = Console(stderr=True)
     code, message, tail = EXIT_OK, "", None
+    scratch = None
+    if req.workdir is None:
+        scratch = tempfile.TemporaryDirectory(prefix="memtrim-profile-")
+        req.workdir = Path(scratch.name)
     with err.status("profiling…", spinner="dots") as status:
         try:
             doc = profile(req, progress=lambda msg: status.update(f"profiling: {msg}"))
@@ -342,6 +351,8 @@ def cmd_profile(args: argparse.Namespace, app_args: list[str]) -> int:
         render_profile(doc, console, top=args.top)
     if args.json and not args.quiet:
         console.print(f"[dim]JSON written to {args.json}[/]")
+    if scratch is not None:
+        scratch.cleanup()
     return code
 
 

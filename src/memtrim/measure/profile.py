@@ -290,7 +290,7 @@ def profile(req: ProfileRequest, progress: Callable[[str], None] | None = None) 
         "signal": headline[-1].signal,
         "timed_out": headline[-1].timed_out,
         "peak_source": median_run.peak_source,
-        "stdout": str(median_run.stdout_path),
+        "stdout_tail": median_run.stdout_tail(),
         "stderr_tail": headline[-1].stderr_tail(),
     }
     doc["timeline"] = {

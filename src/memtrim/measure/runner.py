@@ -54,10 +54,18 @@ class ChildRun:
 
     def stderr_tail(self, lines: int = 10) -> str:
         """The last lines of the application's standard error."""
-        if self.stderr_path is None or not self.stderr_path.exists():
-            return ""
-        data = self.stderr_path.read_bytes()[-16384:].decode("utf-8", "replace")
-        return "\n".join(data.rstrip("\n").splitlines()[-lines:])
+        return _tail(self.stderr_path, lines)
+
+    def stdout_tail(self, lines: int = 10) -> str:
+        """The last lines of the application's standard output."""
+        return _tail(self.stdout_path, lines)
+
+
+def _tail(path: Path | None, lines: int) -> str:
+    if path is None or not path.exists():
+        return ""
+    data = path.read_bytes()[-16384:].decode("utf-8", "replace")
+    return "\n".join(data.rstrip("\n").splitlines()[-lines:])
 
 
 def _read_status(pid: int) -> dict[str, int] | None:
