@@ -143,9 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the run that counts live objects by type at the RSS peak",
     )
     p.add_argument("--no-arenas", action="store_true", help="skip the pymalloc arena run")
-    p.add_argument("--runs-dir", type=Path, metavar="DIR",
-                   help="keep every run's raw files (stdout, stderr, results, arena dumps) in DIR "
-                   "(default: a temporary folder, deleted)")
+    p.add_argument(
+        "--runs-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep every run's raw files (stdout, stderr, results, arena dumps) in DIR "
+        "(default: a temporary folder, deleted)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
 
     o = sub.add_parser(
@@ -252,9 +256,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the import-tree and arena runs before and after",
     )
     o.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    o.add_argument(
+        "--optimize-asserts",
+        action="store_true",
+        help="also strip assert statements and `if __debug__:` blocks (like -O); "
+        "opt-in, since asserts may be used for control flow",
+    )
+    o.add_argument(
+        "--device",
+        metavar="NAME|SIZE",
+        help="a board of the paper's Table 1 or a RAM size (64MB): run the workloads "
+        "under that limit and say whether the original and the result fit",
+    )
+    o.add_argument(
+        "--bundle",
+        type=Path,
+        metavar="DIR",
+        help="also write a deployable bundle: launcher with the interpreter settings "
+        "that measured best, level-2 .pyc, manifest",
+    )
+
+    from .bundle_cli import add_bundle_parser
     from .report.cli_report import add_report_parser
 
     add_report_parser(sub)
+    add_bundle_parser(sub)
     return parser
 
 
@@ -401,6 +427,9 @@ def cmd_optimize(args: argparse.Namespace, app_args: list[str]) -> int:
         lambda_pct=args.lambda_pct,
         steps=[x.strip() for x in args.steps.split(",") if x.strip()] if args.steps else None,
         details=not args.no_details,
+        optimize_asserts=args.optimize_asserts,
+        device=args.device,
+        bundle=args.bundle,
     )
     console = Console(quiet=args.quiet)
     err = Console(stderr=True)
@@ -433,6 +462,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_profile(args, app_args)
         if args.command == "optimize":
             return cmd_optimize(args, app_args)
+        if args.command == "bundle":
+            from .bundle_cli import cmd_bundle
+
+            return cmd_bundle(args)
         if args.command == "report":
             from .report.cli_report import cmd_report
 

@@ -208,7 +208,10 @@ def verdict_line(verdict: Mapping[str, Any]) -> str:
         how = f"limit not enforced: {verdict.get('reason')}"
     else:
         how = "from measured peaks"
-    return f"{verdict['device']} ({size_label(verdict['budget_bytes'])}): " + \
+    name = verdict["device"]
+    if not name.endswith(" budget") or verdict.get("reserve_bytes"):
+        name += f" ({size_label(verdict['budget_bytes'])} budget)"
+    return f"{name}: " + \
         "; ".join(parts or ["nothing measured"]) + f" [{how}]"
 
 

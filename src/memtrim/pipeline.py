@@ -60,6 +60,9 @@ class OptimizeRequest:
     oracle_repeat: int = 2
     lambda_pct: float = 1.0
     steps: Sequence[str] | None = None  # names of the steps to run; None: all of the mode's
+    optimize_asserts: bool = False  # -O-equivalent stripping (asserts, `if __debug__:`): opt-in
+    device: str | None = None  # a board name or RAM size: verdict under an enforced limit
+    bundle: Path | None = None  # also write a deployable bundle (launcher, .pyc, manifest)
     details: bool = True  # import tree and arenas before and after (two extra runs each)
 
 
@@ -126,6 +129,17 @@ def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None
     started = time.perf_counter()
     if req.outdir is not None and not (req.diff_only or req.check_only):
         check_outdir(app, req.outdir, req.force)
+    if req.bundle is not None and not (req.diff_only or req.check_only):
+        check_outdir(app, req.bundle, req.force)
+        if req.outdir is not None and req.bundle.resolve() == req.outdir.resolve():
+            raise OptimizeError("--bundle must be another directory than -o OUTDIR")
+    if req.device or app.device:
+        from .devices import device
+
+        try:
+            device(req.device or app.device)
+        except ValueError as e:
+            raise OptimizeError(str(e)) from None
     if not app.workloads and not app.test_command:
         raise OptimizeError(
             "the application has no workloads to verify against "
@@ -194,6 +208,46 @@ def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None
                 say("measuring the optimized program's imports and arenas")
                 last.update(measure_details(app.relocated(current), req.python, req.python_args))
             report["device"] = device_fit(_max_peak(report["baseline"]), _max_peak(before))
+        board = req.device or app.device
+        if board and not (req.diff_only or req.check_only):
+            from .devices import device
+            from .measure.limits import enforced_fit
+
+            say(f"running the workloads under the {board} limit")
+            report["device_target"] = enforced_fit(
+                device(board),
+                app,
+                app.relocated(current),
+                python=req.python,
+                flags=req.python_args,
+                peak_original=_max_peak(report.get("baseline")),
+                peak_optimized=_max_peak(before),
+                oracle=oracle,
+            )
+        if req.bundle is not None and not (req.diff_only or req.check_only):
+            from .bundle import bundle
+            from .launcher import settings_chooser
+
+            say(f"bundling into {req.bundle}")
+            manifest = bundle(
+                current,
+                req.bundle,
+                app=app.relocated(current),
+                python=req.python,
+                settings=settings_chooser(
+                    oracle,
+                    req.python,
+                    say=say,
+                    base_flags=req.python_args,
+                    optimize_asserts=req.optimize_asserts,
+                    repeat=max(req.repeat, 3),
+                    threshold_pct=req.lambda_pct,
+                ),
+                oracle=oracle,
+                force=req.force,
+                say=say,
+            )
+            report["bundle"] = {**manifest.to_json(), "outdir": str(req.bundle)}
         if req.outdir is not None and not (req.diff_only or req.check_only):
             say(f"writing {req.outdir}")
             _install(current, req.outdir, report)
@@ -257,10 +311,12 @@ def all_steps(req: OptimizeRequest) -> list[Step]:
     """
     from .passes.outline import OutlineStep
     from .passes.specialize import SpecializeStep, UnreachableCodeStep
+    from .passes.strip import StripStep
 
+    strip = StripStep(optimize_level=1 if req.optimize_asserts else 0, keep=req.keep)
     if req.app.mode == "specialize":
-        return [StaticRemovalStep(), UnreachableCodeStep(), SpecializeStep()]
-    return [StaticRemovalStep(), UnreachableCodeStep(), OutlineStep()]
+        return [StaticRemovalStep(), UnreachableCodeStep(), SpecializeStep(), strip]
+    return [StaticRemovalStep(), UnreachableCodeStep(), OutlineStep(), strip]
 
 
 def default_steps(req: OptimizeRequest) -> list[Step]:
@@ -326,6 +382,13 @@ def _run_step(
     }
     if analysis is not None:
         step["analysis"] = analysis
+    notes = getattr(impl, "notes", None)  # what a guard kept, and why
+    if notes:
+        step["kept_notes"] = [n.to_json() if hasattr(n, "to_json") else str(n) for n in notes]
+    if not kept:  # nothing to build or measure: the tree is unchanged
+        step.update(files_changed=[], kept_step=True,
+                    duration=round(time.perf_counter() - started, 3))
+        return step, None, None
     built = tmpdir / f"step{index}-{impl.name}"
     changes = _build(impl, program, kept, ctx.app.root, built)
     step["files_changed"] = sorted(changes)

@@ -517,3 +517,8 @@ def enforced_fit(
         verdict["enforced"] = enforced_any
     verdict["limit_bytes"] = budget
     return verdict
+
+
+# The name the pipeline's interface uses; ``memtrim.devices.device_fit`` is the
+# table over every board, this is the verdict for one target, enforced.
+device_fit = enforced_fit

@@ -223,6 +223,16 @@ def render_optimize(report: dict, console: Console) -> None:
             console.print(t)
     if report.get("floor_peak_rss"):
         console.print(f"[dim]bare interpreter: {mb(report['floor_peak_rss'])}[/]")
+    target = report.get("device_target")
+    if target:
+        from ..devices import verdict_line
+
+        how = (f"enforced by {target.get('mechanism')}" if target.get("enforced")
+               else f"not enforced: {target.get('reason')}")
+        console.print(f"[bold]device[/]: {verdict_line(target)} [dim]({how})[/]")
+    bundle = report.get("bundle")
+    if bundle:
+        console.print(f"bundle written to {bundle.get('outdir')}")
     if report.get("warning"):
         console.print(f"[bold red]WARNING: {report['warning']}[/]")
     if report.get("outdir") and report.get("changed") is not None:
