@@ -34,9 +34,13 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from memtrim.analysis.symbols import relative_base
 from memtrim.program import Program
+
+if TYPE_CHECKING:
+    from memtrim.app import App
 
 # Where an import statement sits, from "runs whenever the module is imported" to
 # "never runs".  Only the first three make the imported module part of the
@@ -299,6 +303,7 @@ def import_sites(tree: ast.Module, module: str, is_package: bool) -> list[Import
     out: list[ImportSite] = []
 
     def visit(stmts: Iterable[ast.stmt], context: str, depth: int) -> None:
+        """Record the imports of ``stmts``, which run in ``context``."""
         for s in stmts:
             if isinstance(s, ast.Import):
                 for alias in s.names:
@@ -410,7 +415,7 @@ class ImportRecords:
 
 
 def record_imports(
-    app,
+    app: App,
     python: str = sys.executable,
     python_args: Sequence[str] = (),
     *,
@@ -579,6 +584,7 @@ class ModuleGraph:
         allowed = set(modules) if modules is not None else None
 
         def ok(*names: str) -> bool:
+            """All of ``names`` may take part in a transfer."""
             return allowed is None or all(n in allowed for n in names)
 
         steps: list[ReductionStep] = []
@@ -785,6 +791,7 @@ def build_module_graph(
     prefixes = [p for p in program.search_prefixes if p]
 
     def canonical(name: str | None) -> str | None:
+        """The graph's name for module ``name`` (trying the script's folder first)."""
         if not name:
             return None
         if name in graph.nodes:
