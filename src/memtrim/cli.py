@@ -276,11 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
         "that measured best, level-2 .pyc, manifest",
     )
 
+    from .bench.cli_bench import add_bench_parser
     from .bundle_cli import add_bundle_parser
     from .report.cli_report import add_report_parser
 
     add_report_parser(sub)
     add_bundle_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 
@@ -462,6 +464,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_profile(args, app_args)
         if args.command == "optimize":
             return cmd_optimize(args, app_args)
+        if args.command == "bench":
+            from .bench.cli_bench import cmd_bench
+
+            return cmd_bench(args)
         if args.command == "bundle":
             from .bundle_cli import cmd_bundle
 

@@ -309,14 +309,17 @@ def all_steps(req: OptimizeRequest) -> list[Step]:
     Outlining comes after every step that moves code between modules (its stubs
     import a cold module beside their own file).
     """
+    from .passes.lazy_imports import LazyImportStep
     from .passes.outline import OutlineStep
     from .passes.specialize import SpecializeStep, UnreachableCodeStep
     from .passes.strip import StripStep
 
     strip = StripStep(optimize_level=1 if req.optimize_asserts else 0, keep=req.keep)
+    # lazy imports after outlining: a module __getattr__ would keep imports from moving
     if req.app.mode == "specialize":
-        return [StaticRemovalStep(), UnreachableCodeStep(), SpecializeStep(), strip]
-    return [StaticRemovalStep(), UnreachableCodeStep(), OutlineStep(), strip]
+        return [StaticRemovalStep(), UnreachableCodeStep(), SpecializeStep(), LazyImportStep(),
+                strip]
+    return [StaticRemovalStep(), UnreachableCodeStep(), OutlineStep(), LazyImportStep(), strip]
 
 
 def default_steps(req: OptimizeRequest) -> list[Step]:
