@@ -235,6 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="measurement runs per workload and step; medians are reported (default 3)",
     )
+    o.add_argument(
+        "--include-packages",
+        metavar="NAMES",
+        help="vendor these third-party packages (comma-separated top-level names, or 'all': "
+        "every one the workloads import) into the output so they can be rewritten too",
+    )
+    o.add_argument(
+        "--vendor-extensions",
+        choices=("copy", "link"),
+        default="copy",
+        help="C extensions of vendored packages: copied as binaries (default) or loaded "
+        "from the original install",
+    )
     o.add_argument("--no-measure", action="store_true", help="skip the RSS/time measurements")
     o.add_argument(
         "--lambda",
@@ -432,6 +445,9 @@ def cmd_optimize(args: argparse.Namespace, app_args: list[str]) -> int:
         optimize_asserts=args.optimize_asserts,
         device=args.device,
         bundle=args.bundle,
+        include_packages=[x.strip() for x in args.include_packages.split(",") if x.strip()]
+        if args.include_packages else list(app.include_packages),
+        vendor_extensions=args.vendor_extensions,
     )
     console = Console(quiet=args.quiet)
     err = Console(stderr=True)

@@ -37,6 +37,9 @@ REPORT_NAME = "memtrim-report.json"
 _IGNORE = shutil.ignore_patterns(
     "__pycache__", "*.pyc", ".git", ".venv", ".pytest_cache", ".ruff_cache", ".mypy_cache"
 )
+_IGNORE_KEEP_PYC = shutil.ignore_patterns(
+    ".git", ".venv", ".pytest_cache", ".ruff_cache", ".mypy_cache"
+)
 
 
 class OptimizeError(Exception):
@@ -64,6 +67,8 @@ class OptimizeRequest:
     device: str | None = None  # a board name or RAM size: verdict under an enforced limit
     bundle: Path | None = None  # also write a deployable bundle (launcher, .pyc, manifest)
     details: bool = True  # import tree and arenas before and after (two extra runs each)
+    include_packages: Sequence[str] = ()  # third-party packages to vendor ("all": every one)
+    vendor_extensions: str = "copy"  # C extensions: "copy" (binaries) or "link" (original)
 
 
 def check_outdir(app: App, outdir: Path, force: bool) -> None:
@@ -93,12 +98,28 @@ def _write_changes(program: Program, changes: dict[str, str], dest: Path) -> Non
 
 
 def _build(
-    step: Step, program: Program, edits: Sequence[Edit], src: Path, dest: Path
+    step: Step, program: Program, edits: Sequence[Edit], src: Path, dest: Path,
+    bytecode: tuple[str, Sequence[str]] | None = None,
 ) -> dict[str, str]:
-    """A copy of ``src`` at ``dest`` with ``edits`` applied; returns the changed files."""
-    shutil.copytree(src, dest, symlinks=True, ignore=_IGNORE)
+    """A copy of ``src`` at ``dest`` with ``edits`` applied; returns the changed files.
+
+    ``bytecode`` (python, python_args): ``src`` is a tree memtrim built, whose
+    ``.pyc`` files are valid: keep them (shared libraries hard-linked, see
+    ``vendor.copy_tree``) and compile the changed files; a vendored package
+    without bytecode is recompiled on every run (slower, higher peak RSS).
+    """
+    if bytecode is None:
+        shutil.copytree(src, dest, symlinks=True, ignore=_IGNORE)
+    else:
+        from .vendor import copy_tree
+
+        copy_tree(src, dest, ignore=_IGNORE_KEEP_PYC)
     changes = step.apply(program, edits)
     _write_changes(program, changes, dest)
+    if bytecode is not None:
+        from .vendor import compile_tree
+
+        compile_tree(dest, python=bytecode[0], python_args=bytecode[1], files=list(changes))
     return changes
 
 
@@ -191,15 +212,35 @@ def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None
         tmpdir = Path(tmp)
         current = app.root  # the tree the next step starts from
         before = report.get("baseline")
-        for index, step_impl in enumerate(steps):
+        vendored: tuple[str, ...] = ()
+        if req.include_packages:
+            current, vendored = _vendor(req, program, tmpdir, report, say)
+            program = Program.load(current, entry=app.relocated(current).script, module=app.module)
+        queue = list(steps)
+        index = 0
+        while queue:
+            step_impl = queue.pop(0)
             ctx = StepContext(app=app.relocated(current), oracle=oracle, request=req, say=say)
-            step, built, after = _run_step(index, step_impl, program, ctx, tmpdir, before)
+            # steps that do not rewrite third-party code never see the vendored packages
+            seen = program
+            if vendored and not getattr(step_impl, "vendored_code", False):
+                seen = Program.load(current, entry=app.relocated(current).script,
+                                    module=app.module, exclude=vendored)
+            step, built, after = _run_step(index, step_impl, seen, ctx, tmpdir, before,
+                                           bytecode=(req.python, req.python_args) if vendored
+                                           else None)
+            index += 1
             report["steps"].append(step)
+            more = getattr(step_impl, "next_steps", None)  # hierarchy reduction's rounds
+            if more is not None:
+                queue[:0] = more(step, req.lambda_pct)
             if built is None:
                 continue
             current, before = built, after or before
             program = Program.load(current, entry=app.relocated(current).script, module=app.module)
-        report["diff"] = tree_diff(app.root, current)
+        # with vendored packages, the changes are those made to the vendored tree:
+        # the packages' own sources are not part of the diff
+        report["diff"] = tree_diff(tmpdir / "vendored" if vendored else app.root, current)
         report["changed"] = bool(report["diff"])
         if req.measure:
             report["final"] = before
@@ -309,6 +350,7 @@ def all_steps(req: OptimizeRequest) -> list[Step]:
     Outlining comes after every step that moves code between modules (its stubs
     import a cold module beside their own file).
     """
+    from .passes.hierarchy import HierarchyReductionStep
     from .passes.lazy_imports import LazyImportStep
     from .passes.outline import OutlineStep
     from .passes.specialize import SpecializeStep, UnreachableCodeStep
@@ -316,10 +358,12 @@ def all_steps(req: OptimizeRequest) -> list[Step]:
 
     strip = StripStep(optimize_level=1 if req.optimize_asserts else 0, keep=req.keep)
     # lazy imports after outlining: a module __getattr__ would keep imports from moving
+    # hierarchy reduction moves code between modules: before outlining
     if req.app.mode == "specialize":
-        return [StaticRemovalStep(), UnreachableCodeStep(), SpecializeStep(), LazyImportStep(),
-                strip]
-    return [StaticRemovalStep(), UnreachableCodeStep(), OutlineStep(), LazyImportStep(), strip]
+        return [StaticRemovalStep(), UnreachableCodeStep(), SpecializeStep(),
+                HierarchyReductionStep(), LazyImportStep(), strip]
+    return [StaticRemovalStep(), UnreachableCodeStep(), HierarchyReductionStep(), OutlineStep(),
+            LazyImportStep(), strip]
 
 
 def default_steps(req: OptimizeRequest) -> list[Step]:
@@ -355,6 +399,30 @@ def _max_peak(measurements: dict | None) -> int | None:
     return max((p for p in peaks if p), default=None)
 
 
+def _vendor(req: OptimizeRequest, program: Program, tmpdir: Path, report: dict,
+            say: Callable[[str], None]) -> tuple[Path, tuple[str, ...]]:
+    """Copy the app and the chosen third-party packages into one tree (``--include-packages``)."""
+    from .analysis.modgraph import record_imports
+    from .vendor import compile_tree, copy_tree, third_party_tops, vendor_packages
+
+    app = req.app
+    tree = tmpdir / "vendored"
+    copy_tree(app.root, tree, ignore=_IGNORE)
+    own = {name.partition(".")[0] for name in program.modules}
+    names = list(req.include_packages)
+    if names == ["all"]:
+        say("recording the workloads' imports to choose the packages to vendor")
+        records = record_imports(app, req.python, req.python_args,
+                                 main_name=program.entry_module or None)
+        names = [n for n in third_party_tops(records.loaded, req.python) if n not in own]
+    say(f"vendoring {', '.join(names) or 'nothing'}")
+    manifest = vendor_packages(tree, names, python=req.python, app_names=own,
+                               extensions=req.vendor_extensions)
+    compile_tree(tree, python=req.python, python_args=req.python_args)
+    report["vendored"] = manifest.to_dict()
+    return tree, tuple(manifest.names)
+
+
 def _run_step(
     index: int,
     impl: Step,
@@ -362,6 +430,7 @@ def _run_step(
     ctx: StepContext,
     tmpdir: Path,
     before: dict | None,
+    bytecode: tuple[str, Sequence[str]] | None = None,
 ) -> tuple[dict, Path | None, dict | None]:
     """Propose, verify (bisecting on failure), build and measure one step.
 
@@ -393,7 +462,7 @@ def _run_step(
                     duration=round(time.perf_counter() - started, 3))
         return step, None, None
     built = tmpdir / f"step{index}-{impl.name}"
-    changes = _build(impl, program, kept, ctx.app.root, built)
+    changes = _build(impl, program, kept, ctx.app.root, built, bytecode)
     step["files_changed"] = sorted(changes)
     after = None
     if req.measure and before is not None:

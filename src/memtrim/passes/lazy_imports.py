@@ -12,9 +12,19 @@ annotations) keeps its import eager, and so does:
   declared ``global`` and written in a function);
 - a private name (``from . import _distributor_init``) that nothing reads: an
   import made for its side effects;
-- every import of a module that reads its namespace dynamically (``globals()``,
-  ``vars()``, ``locals()``, ``eval``/``exec``, ``sys.modules[__name__]``,
-  frame globals), except inside its own ``__getattr__``/``__dir__``.
+- a package ``__init__``'s import of its own submodule whose body acts on
+  state it does not own (:func:`module_effects`: ``set_global_backend(...)``,
+  a registering decorator, a converter registered under a foreign key), or
+  leads to a registration other modules read by name while they are imported
+  (SymPy's ``S.Reals``): the package's other modules rely on the act without
+  importing the actor;
+- a name a package re-exports under the name of one of its own submodules
+  (``sympy.core.sympify`` is a function): importing that submodule would set
+  the attribute to the module before the deferred name is looked up;
+- every import of a module that reads its namespace in ways a missing name
+  would not make fail loudly (``globals()``, ``vars()``, ``locals()``, ``dir()``,
+  ``sys.modules[__name__]``, frame globals, ``eval``/``exec`` at module level),
+  except ``vars()[name]`` and inside its own ``__getattr__``/``__dir__``.
 
 Only modules some workload loaded are rewritten: the import probe
 (:func:`memtrim.analysis.modgraph.record_imports`) records the namespace each
