@@ -26,6 +26,7 @@ from memtrim.bench.summary import (
     pairwise_ratios,
     reduction_pct,
     render_markdown,
+    standings,
     summarize,
 )
 from memtrim.bench.workloads import BenchApp, app_modules
@@ -383,3 +384,23 @@ def test_memtrim_bundle_is_run_through_its_launcher(tmp_path: Path) -> None:
     assert built.python_args == ["-S", "-OO"]
     assert built.entry == [str(bundle / "_memtrim_boot.py")]
     assert "no-site, optimize-2" in built.notes
+
+
+def test_standings_separate_beaten_from_ties() -> None:
+    mb = 1e6
+    rows = []
+    # memtrim: 20.0-20.2 MB; a: 19.0 (beats it); b: 20.05 (tie, within 0.2 MB spread);
+    # c: 19.0 but its output differed (does not count)
+    for r in (1, 2, 3):
+        rows += [_row("measure", "cpython", "w", r, 25 * mb, 1.0),
+                 _row("measure", "memtrim-safe", "w", r, (20.0 + 0.1 * (r - 1)) * mb, 1.0),
+                 _row("measure", "a", "w", r, 19 * mb, 1.0),
+                 _row("measure", "b", "w", r, 20.05 * mb, 1.0),
+                 _row("measure", "c", "w", r, 19 * mb, 1.0, identical="no")]
+    meta = {"variants": ["cpython", "a", "b", "c", "memtrim-safe"],
+            "workloads": {"w": {"app": "w", "suite": "examples", "floor": "bare:v"}}}
+    s = summarize(rows, meta)
+    (st,) = standings(s, "memtrim-safe")
+    assert st.beaten_by == ["a"] and st.tied_with == ["b"] and not st.won
+    md = render_markdown(s)
+    assert "| w | 20.1 | a 19.0 (-1.10) |" in md and "| b |" in md

@@ -292,11 +292,33 @@ class Experiment:
 
     # ----------------------------------------------------------------- setup
 
+    def _recorded_builds(self) -> dict[str, dict[str, Any]]:
+        path = self.out / "builds.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        except ValueError:
+            return {}
+
     def build_all(self) -> None:
-        """Build (or reuse) every variant of every app; record the outcome in ``builds.json``."""
+        """Build (or reuse) every variant of every app; record the outcome in ``builds.json``.
+
+        An experiment that resumes keeps the builds it started with (as long as
+        they are still on disk): a rebuild from newer sources must not mix with
+        the runs already in the table.
+        """
         apps = {w.app.name: w.app for w in self.workloads.values()}
+        recorded = self._recorded_builds()
         for app in apps.values():
             for v in self.variants:
+                old = recorded.get(f"{v.name}|{app.name}")
+                if old and old.get("ok") and Path(old.get("root", "/nonexistent")).exists():
+                    self.builds[(v.name, app.name)] = BuiltVariant(**{
+                        k: val for k, val in old.items() if k in BuiltVariant.__dataclass_fields__})
+                    continue
+                if old and not old.get("ok") and not self.rebuild_failed:
+                    self.builds[(v.name, app.name)] = Failure(**{
+                        k: val for k, val in old.items() if k in Failure.__dataclass_fields__})
+                    continue
                 result = build_cached(v, app, self.ctx, rebuild_failed=self.rebuild_failed)
                 self.builds[(v.name, app.name)] = result
                 if isinstance(result, Failure):

@@ -48,6 +48,12 @@ MB = 1e6
 MEMORY_TARGET_PCT = 34.6  # seed 000, Fig. 7: average footprint reduction over pyperformance
 PAPER_TIME_PCT = 33.1  # seed 000, Fig. 8: average execution-time reduction
 MEMTRIM_VARIANTS = ("memtrim-safe", "memtrim-specialize")
+# One colour per variant in every plot (Okabe-Ito first, as the report's palette).
+COLOURS = {
+    "cpython": "#D55E00", "cpython-OO": "#E69F00", "lazy-imports": "#56B4E9",
+    "minifier": "#CC79A7", "mypyc": "#009E73", "cython": "#44AA99", "nuitka": "#000000",
+    "pypy": "#999999", "memtrim-safe": "#0072B2", "memtrim-specialize": "#882255",
+}
 # What each variant changes by construction: offered as the likely cause when it beats
 # memtrim, never as a measured fact.
 MECHANISMS = {
@@ -276,42 +282,72 @@ def targets(s: Summary) -> list[dict[str, Any]]:
             if ratios else "not measured",
             "met": None if med is None else med <= 1.0,
         })
-        wins, losses = lowest_peak(s, mv)
-        total = len(wins) + len(losses)
-        differs = [w for w in wins + [w for w, _ in losses]
-                   if (p := s.get(mv, w)) and p.identical != "yes"]
-        measured = f"lowest on {len(wins)} of {total} workloads" if total else "not measured"
+        sts = standings(s, mv)
+        won = sum(st.won for st in sts)
+        beaten = sum(bool(st.beaten_by) for st in sts)
+        tied = len(sts) - won - beaten
+        differs = [st.workload for st in sts
+                   if (p := s.get(mv, st.workload)) and p.identical != "yes"]
+        measured = (f"strictly lowest on {won} of {len(sts)} workloads; beaten on {beaten}; "
+                    f"tied within the run-to-run spread on {tied}") if sts else "not measured"
         if differs:
             measured += f"; its output differed (or was not checked) on {len(differs)}"
         out.append({
             "target": f"{mv}: peak RSS below every other variant's, on every workload",
             "measured": measured,
-            "met": None if not total else not losses and not differs,
+            "met": None if not sts else won == len(sts) and not differs,
         })
     return out
 
 
-def lowest_peak(s: Summary, mv: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
-    """Workloads where ``mv`` has the lowest median peak RSS, and where others beat it.
+@dataclass
+class Standing:
+    """How one memtrim variant's peak compares with the others' on one workload."""
 
-    Only variants whose output was identical to the original's count as
-    competitors: a program that behaves differently is not an alternative.
-    The other memtrim mode does not count against this one.
+    workload: str
+    beaten_by: list[str] = field(default_factory=list)  # lower by more than the spread
+    tied_with: list[str] = field(default_factory=list)  # lower or equal, within the spread
+
+    @property
+    def won(self) -> bool:
+        """Strictly the lowest: no competitor lower or equal, even within the noise."""
+        return not self.beaten_by and not self.tied_with
+
+
+def _spread(*ps: PairStats) -> float:
+    return max((p.peak_max or 0) - (p.peak_min or 0) for p in ps)
+
+
+def standings(s: Summary, mv: str) -> list[Standing]:
+    """For every workload ``mv`` ran, which variants had a lower or equal median peak.
+
+    A competitor lower by more than the larger run-to-run spread (max - min of
+    the two pairs' runs) *beats* memtrim; one lower or equal within that spread
+    *ties*.  Only variants whose output was identical to the original's count:
+    a program that behaves differently is not an alternative.  The other memtrim
+    mode does not count against this one.
     """
-    wins: list[str] = []
-    losses: list[tuple[str, list[str]]] = []
+    out: list[Standing] = []
     for w in s.workloads:
         mine = s.get(mv, w)
         if mine is None or mine.peak is None:
             continue
-        better = [v for v in s.variants if v != mv and v not in MEMTRIM_VARIANTS
-                  and (p := s.get(v, w)) and p.peak is not None and p.identical == "yes"
-                  and p.peak <= mine.peak]
-        if better:
-            losses.append((w, better))
-        else:
-            wins.append(w)
-    return wins, losses
+        st = Standing(w)
+        for v in s.variants:
+            p = s.get(v, w)
+            if v == mv or v in MEMTRIM_VARIANTS or p is None or p.peak is None or \
+                    p.identical != "yes" or p.peak > mine.peak:
+                continue
+            (st.beaten_by if mine.peak - p.peak > _spread(mine, p) else st.tied_with).append(v)
+        out.append(st)
+    return out
+
+
+def lowest_peak(s: Summary, mv: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Workloads where ``mv`` is strictly lowest, and the others with who was lower or equal."""
+    sts = standings(s, mv)
+    return ([st.workload for st in sts if st.won],
+            [(st.workload, st.beaten_by + st.tied_with) for st in sts if not st.won])
 
 
 def _ok(met: bool | None) -> str:
@@ -436,7 +472,8 @@ def _comparison_section(s: Summary, plots: Mapping[str, str]) -> list[str]:
             cells.append(c)
         lines.append(f"| {w} | {_mb(s.floors.get(floor_id))} | " + " | ".join(cells) + " |")
     lines += ["", "Reducible footprint (peak minus the bare interpreter of the same venv, "
-              "measured in the same experiment): reduction against the original, %.", "",
+              "measured in the same experiment): reduction against the original, % "
+              "(positive: smaller than the original).", "",
               "| workload | original reducible (MB) | " + " | ".join(vs[1:]) + " |",
               "|---|---:|" + "---:|" * (len(vs) - 1)]
     for w in s.workloads:
@@ -554,46 +591,62 @@ def _paper_sections(s: Summary, plots: Mapping[str, str]) -> list[str]:
         a, oa = sums.get(f"{v}|a"), sums.get(f"{v}|oa")
         p_, op = sums.get(f"{v}|p"), sums.get(f"{v}|op")
         if a and oa and p_ and op:
+            arenas_change = -(reduction_pct(sum(oa), sum(a)) or 0.0)
+            pools_change = -(reduction_pct(sum(op), sum(p_)) or 0.0)
             lines.append(f"\n{v}: average arenas {sum(oa) / len(oa):.1f} -> {sum(a) / len(a):.1f} "
-                         f"({_pct(reduction_pct(sum(oa), sum(a)))} %), pools "
+                         f"({_pct(arenas_change)} %), pools "
                          f"{sum(op) / len(op):.1f} -> {sum(p_) / len(p_):.1f} "
-                         f"({_pct(reduction_pct(sum(op), sum(p_)))} %) over {len(a)} benchmarks "
+                         f"({_pct(pools_change)} %) over {len(a)} benchmarks "
                          "(paper: -9.6 % and -12.07 %).")
     return lines
 
 
+def _cause(s: Summary, v: str, mv: str, w: str) -> str:
+    """What ``v`` changes by construction, and what memtrim's build did about the same thing."""
+    text = MECHANISMS.get(v, "not analysed")
+    if v == "cpython-OO":
+        b = _build(s, mv, _app_of(s, w)) or {}
+        flags = " ".join(b.get("python_args") or []) or "none"
+        text += f"; memtrim's launcher flags: {flags}"
+        verdicts = b.get("verdicts") or {}
+        for name in ("optimize-2", "no-site"):
+            if name in verdicts:
+                text += f"; memtrim bundle on {name}: {verdicts[name]}"
+    return text
+
+
 def _losses_section(s: Summary) -> list[str]:
-    lines = ["", "## Where memtrim does not have the lowest peak RSS", ""]
+    lines = ["", "## Where memtrim does not have the lowest peak RSS", "",
+             "A variant *beats* memtrim when its median peak is lower by more than the larger "
+             "run-to-run spread (max - min) of the two; lower or equal within that spread is a "
+             "*tie*. Only variants whose output was identical count.", ""]
     any_loss = False
     for mv in MEMTRIM_VARIANTS:
         if mv not in s.variants:
             continue
-        _, losses = lowest_peak(s, mv)
-        if not losses:
+        sts = [st for st in standings(s, mv) if not st.won]
+        if not sts:
             continue
         any_loss = True
-        lines += [f"### {mv}", "", "| workload | memtrim (MB) | lower or equal | likely cause |",
-                  "|---|---:|---|---|"]
-        for w, better in losses:
-            mine = s.get(mv, w)
-            assert mine is not None
+        lines += [f"### {mv}", "", "| workload | memtrim (MB) | beaten by (MB, difference) | "
+                  "likely cause | tied with |", "|---|---:|---|---|---|"]
+        for st in sts:
+            mine = s.get(mv, st.workload)
+            assert mine is not None and mine.peak is not None
             cells, causes = [], []
-            for v in better:
-                p = s.get(v, w)
-                assert p is not None and p.peak is not None and mine.peak is not None
+            for v in st.beaten_by:
+                p = s.get(v, st.workload)
+                assert p is not None and p.peak is not None
                 cells.append(f"{v} {_mb(p.peak)} ({_mb(p.peak - mine.peak, 2)})")
-                spread = max((mine.peak_max or 0) - (mine.peak_min or 0),
-                             (p.peak_max or 0) - (p.peak_min or 0))
-                if mine.peak - p.peak <= spread:
-                    causes.append(f"{v}: within the run-to-run spread ({_mb(spread, 2)} MB)")
-                else:
-                    causes.append(f"{v}: {MECHANISMS.get(v, 'not analysed')}")
-            lines.append(f"| {w} | {_mb(mine.peak)} | {'; '.join(cells)} | "
-                         f"{_cell('; '.join(causes))} |")
+                causes.append(f"{v}: {_cause(s, v, mv, st.workload)}")
+            lines.append(f"| {st.workload} | {_mb(mine.peak)} | {'; '.join(cells) or '-'} | "
+                         f"{_cell('; '.join(causes)) or '-'} | "
+                         f"{', '.join(st.tied_with) or '-'} |")
         lines.append("")
     if not any_loss:
         lines.append("None in this run.")
-    lines.append("The likely causes are what each variant changes by construction, not a "
+    lines.append("The likely causes are what each variant changes by construction (and, for "
+                 "-S/-OO, what memtrim's bundle decided about the same settings), not a "
                  "measured attribution.")
     return lines
 
@@ -639,7 +692,8 @@ def _hbars(s: Summary, workloads: Sequence[str], variants: Sequence[str], value:
                 if x is not None:
                     ys.append(wi - 0.4 + height * (vi + 0.5))
                     xs.append(x / scale)
-            ax.barh(ys, xs, height=height * 0.9, color=PALETTE[vi % len(PALETTE)], label=v)
+            ax.barh(ys, xs, height=height * 0.9, label=v,
+                    color=COLOURS.get(v, PALETTE[vi % len(PALETTE)]))
         if value == "peak":
             floors = [s.floors.get(s.meta.get("workloads", {}).get(w, {}).get("floor"))
                       for w in workloads]
@@ -672,8 +726,9 @@ def _relative(s: Summary) -> Any:
                 if p and o and p.peak and o.peak:
                     ys.append(wi)
                     xs.append(100.0 * p.peak / o.peak)
-            ax.scatter(xs, ys, s=18, marker=markers[vi % len(markers)],
-                       color=PALETTE[(vi + 1) % len(PALETTE)], label=v, zorder=3)
+            ax.scatter(xs, ys, s=34 if v in MEMTRIM_VARIANTS else 18,
+                       marker=markers[vi % len(markers)], label=v, zorder=3,
+                       color=COLOURS.get(v, PALETTE[(vi + 1) % len(PALETTE)]))
         ax.axvline(100, color="#555555", linewidth=0.9, linestyle="--")
         ax.set_yticks(range(len(s.workloads)), s.workloads, fontsize=7)
         ax.set_ylim(len(s.workloads) - 0.5, -0.5)

@@ -113,6 +113,8 @@ class BuiltVariant:
     seconds: float = 0.0
     notes: str = ""
     ok: bool = True
+    # memtrim bundle's verdicts on launcher settings it did not keep (name -> why)
+    verdicts: dict[str, str] = field(default_factory=dict)
 
     def command(self, workload: Workload) -> list[str]:
         """The full command line for ``workload`` (``{root}`` expanded to this build)."""
@@ -227,6 +229,10 @@ def _precompile(python: str, files: Sequence[Path], level: int, cwd: Path, log: 
         pass  # a file that does not compile fails at run time the same way without a .pyc
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _level(flags: Sequence[str]) -> int:
     level = 0
     for f in flags:
@@ -307,7 +313,15 @@ def _coverage_pin() -> str:
 
 @functools.lru_cache(maxsize=1)
 def memtrim_source_hash() -> str:
-    """A hash of memtrim's own source (minus ``bench``): a memtrim build depends on it."""
+    """A hash of memtrim's own source (minus ``bench``) when first asked in this process.
+
+    A memtrim build depends on it; it is taken once, so that every build of one
+    experiment has the same key even if the source changes meanwhile.
+    """
+    return _source_hash()
+
+
+def _source_hash() -> str:
     pkg = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
     for p in sorted(pkg.rglob("*")):
@@ -395,7 +409,7 @@ class Minifier(Variant):
         _precompile(python, mods, 0, root, log, deadline)
         return BuiltVariant(self.name, app.name, str(root), [python, *entry], python=python,
                             entry=entry, seconds=time.monotonic() - started,
-                            notes=f"{len(mods)} modules minified")
+                            notes=f"{_n(len(mods), 'module')} minified")
 
 
 class _Compiled(Variant):
@@ -455,7 +469,7 @@ class _Compiled(Variant):
         python = str(app.python)
         # modules that did not compile still run from source: give them their .pyc
         _precompile(python, [f for f in files if f not in compiled], 0, root, log, deadline)
-        note = f"{len(compiled)} of {len(files)} modules compiled"
+        note = f"{len(compiled)} of {_n(len(files), 'module')} compiled"
         if main not in compiled:
             note += " (not the entry)"
         if first_error:
@@ -672,6 +686,9 @@ class Memtrim(Variant):
             return Failure(self.name, app.name, "memtrim optimize: " + _memtrim_error(
                 log, str(e)), seconds=time.monotonic() - started)
         notes = [_optimize_note(out / "optimize.json")]
+        if _source_hash() != memtrim_source_hash():
+            # other work on memtrim landed while this experiment ran
+            notes.append("memtrim's source changed since the experiment started")
         built = None
         if self.bundle and _has_command(ctx.memtrim_cmd, "bundle"):
             bundle_dir = out / "bundle"
@@ -714,6 +731,9 @@ class Memtrim(Variant):
             harness_entry = [str(bundle_dir / str(manifest.get("entry")))]
         settings = [s.get("name", "?") for s in launcher.get("settings", [])]
         verified = (manifest.get("verified_with") or {}).get("ok")
+        verdicts = {str(v.get("setting")): str(v.get("reason", ""))[:200]
+                    for v in (launcher.get("decision") or {}).get("verdicts", [])
+                    if not v.get("kept")}
         return BuiltVariant(
             self.name, app.name, str(bundle_dir / "app"),
             ["sh", str(bundle_dir / str(launcher.get("script", "run.sh")))],
@@ -721,6 +741,7 @@ class Memtrim(Variant):
             entry=harness_entry,
             notes=f"bundle launcher settings: {', '.join(settings) or 'none'}"
                   f" (bundle verified: {verified})",
+            verdicts=verdicts,
         )
 
 
