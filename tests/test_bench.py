@@ -404,3 +404,15 @@ def test_standings_separate_beaten_from_ties() -> None:
     assert st.beaten_by == ["a"] and st.tied_with == ["b"] and not st.won
     md = render_markdown(s)
     assert "| w | 20.1 | a 19.0 (-1.10) |" in md and "| b |" in md
+
+
+def test_a_bundle_that_does_not_hold_the_optimized_tree_is_caught(tmp_path: Path) -> None:
+    tree, packaged = tmp_path / "tree", tmp_path / "bundle" / "app"
+    for root in (tree, packaged):
+        (root / "pkg").mkdir(parents=True)
+        (root / "run.py").write_text("import pkg\n")
+        (root / "pkg" / "__init__.py").write_text("")
+    (tree / "pkg" / "_memtrim_cold_x.py").write_text("def cold(): pass\n")
+    (packaged / "run.py").write_text("import pkg  # the original\n")
+    assert V._tree_differences(tree, packaged) == ["pkg/_memtrim_cold_x.py", "run.py"]
+    assert V._tree_differences(tree, tree) == []

@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from .app import interpreter_path
+
 EXIT_OK, EXIT_DIFFERS, EXIT_USAGE = 0, 1, 2
 
 
@@ -48,7 +50,7 @@ def add_bundle_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="the application's folder, or an optimize OUTDIR")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR",
                    help="where to write the bundle")
-    p.add_argument("--python", metavar="PATH", default=sys.executable,
+    p.add_argument("--python", metavar="PATH", default=sys.executable, type=interpreter_path,
                    help="the interpreter the bundle is compiled for and verified with "
                    "(default: %(default)s)")
     p.add_argument("--config", type=Path, metavar="FILE",

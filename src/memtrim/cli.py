@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from . import __version__
+from .app import interpreter_path
 
 EXIT_OK, EXIT_USAGE, EXIT_APP_FAILED, EXIT_TIMEOUT = 0, 2, 3, 4
 
@@ -45,6 +46,7 @@ def _add_target(p: argparse.ArgumentParser, *, run_options: bool = True) -> None
     p.add_argument(
         "--python",
         metavar="PATH",
+        type=interpreter_path,
         default=sys.executable,
         help="interpreter that runs the application (default: memtrim's own, %(default)s)",
     )

@@ -32,7 +32,8 @@ Variants (``VARIANTS``; toolchains in their own pinned venvs, from the package i
 * ``pypy``: only where a ``pypy3`` executable exists (PyPy is not on PyPI).
 * ``memtrim-safe`` / ``memtrim-specialize``: the real CLI, ``memtrim optimize
   ENTRY -o DIR --mode MODE --config memtrim.toml --python PY``, then, where the
-  CLI has it, ``memtrim bundle DIR -o BUNDLE --python PY``; the bundle runs
+  CLI has it, ``memtrim bundle DIR -o BUNDLE --python PY`` (checked to hold the
+  optimized tree); the bundle runs
   through its launcher (``sh BUNDLE/run.sh ARGS`` with ``MEMTRIM_PYTHON``).
 """
 
@@ -618,12 +619,15 @@ class Memtrim(Variant):
     """memtrim's own output, made by the real CLI: ``optimize``, then ``bundle`` if it exists."""
 
     def __init__(self, name: str, mode: str, steps: str | None = None, bundle: bool = True,
-                 description: str = "") -> None:
+                 description: str = "", options: tuple[str, ...] = (),
+                 bundle_options: tuple[str, ...] = ()) -> None:
         self.name = name
         self.mode = mode
         self.steps = steps
         self.bundle = bundle
         self.description = description
+        self.options = options  # extra ``optimize`` options
+        self.bundle_options = bundle_options  # extra ``bundle`` options
 
     def available(self, ctx: BuildContext) -> str | None:
         """Unavailable if the CLI lacks an option this variant needs."""
@@ -635,7 +639,7 @@ class Memtrim(Variant):
         """The mode, the steps, whether it bundles, and memtrim's own source."""
         bundles = self.bundle and _has_command(ctx.memtrim_cmd, "bundle")
         return (f"{self.name}|{self.mode}|{self.steps}|{bundles}|{_coverage_pin()}|"
-                f"{memtrim_source_hash()}")
+                f"{self.options}|{self.bundle_options}|{memtrim_source_hash()}")
 
     def _profiling_python(self, app: BenchApp, ctx: BuildContext, log: Path) -> str:
         """The interpreter ``optimize`` profiles with: the app's, plus coverage.py.
@@ -678,6 +682,7 @@ class Memtrim(Variant):
             cmd.append("--no-details")  # the report's import tree and arena runs: not needed
         if self.steps:
             cmd += ["--steps", self.steps]
+        cmd += self.options
         try:
             _run_tool(cmd, cwd=out, log=log, deadline=deadline)
         except _ToolFailed as e:
@@ -693,8 +698,10 @@ class Memtrim(Variant):
         if self.bundle and _has_command(ctx.memtrim_cmd, "bundle"):
             bundle_dir = out / "bundle"
             try:
+                # no --config: the tree carries its memtrim.toml (or memtrim-report.json);
+                # the original's config would root the bundle at the original sources
                 _run_tool([*ctx.memtrim_cmd, "bundle", str(tree), "-o", str(bundle_dir),
-                           "--config", str(app.config), "--python", python, "-q"],
+                           "--python", python, "-q", *self.bundle_options],
                           cwd=out, log=log, deadline=deadline)
             except _ToolFailed as e:
                 if e.timed_out:
@@ -703,6 +710,12 @@ class Memtrim(Variant):
                 if not (bundle_dir / BUNDLE_MANIFEST).is_file():
                     notes.append("bundle failed: " + _memtrim_error(log, str(e)))
             if (bundle_dir / BUNDLE_MANIFEST).is_file():
+                differ = _tree_differences(tree, bundle_dir / "app")
+                if differ:
+                    return Failure(self.name, app.name, "memtrim bundle did not package the "
+                                   f"optimized tree: {len(differ)} files differ or are missing "
+                                   f"({', '.join(differ[:3])})",
+                                   seconds=time.monotonic() - started)
                 built = self._from_bundle(app, bundle_dir, python)
         elif self.bundle:
             notes.append("no `memtrim bundle` command: the optimized tree runs as python ENTRY")
@@ -745,6 +758,19 @@ class Memtrim(Variant):
         )
 
 
+def _tree_differences(tree: Path, packaged: Path) -> list[str]:
+    """The Python files of ``tree`` that ``packaged`` lacks or holds with other contents."""
+    out = []
+    for p in sorted(tree.rglob("*.py")):
+        rel = p.relative_to(tree)
+        if "__pycache__" in rel.parts:
+            continue
+        q = packaged / rel
+        if not q.is_file() or q.read_bytes() != p.read_bytes():
+            out.append(rel.as_posix())
+    return out
+
+
 def _memtrim_error(log: Path, fallback: str) -> str:
     try:
         lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -764,21 +790,31 @@ def _optimize_note(report: Path) -> str:
     return "; ".join(kept) or "no step kept"
 
 
+# memtrim's whole method reaches into third-party pure-Python packages (issue 6)
+VENDOR_ALL = ("--include-packages", "all")
+
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
         CPython(),
         CPythonOO(),
         Memtrim("lazy-imports", "safe", steps="lazy-imports", bundle=False,
-                description="memtrim optimize, lazy-import step only"),
+                description="memtrim optimize, lazy-import step only (vendored packages)",
+                options=VENDOR_ALL),
         Minifier(),
         Mypyc(),
         Cython(),
         Nuitka(),
         PyPy(),
-        Memtrim("memtrim-safe", "safe", description="memtrim optimize --mode safe"),
+        Memtrim("memtrim-safe", "safe", options=VENDOR_ALL,
+                description="memtrim optimize --mode safe --include-packages all, bundled"),
+        # specialize trusts the workloads as the specification: asserts may go too,
+        # so its launcher may pick -OO like the cpython-OO row
         Memtrim("memtrim-specialize", "specialize",
-                description="memtrim optimize --mode specialize"),
+                options=(*VENDOR_ALL, "--optimize-asserts"),
+                bundle_options=("--optimize-asserts",),
+                description="memtrim optimize --mode specialize --include-packages all "
+                            "--optimize-asserts, bundled"),
     )
 }
 DEFAULT_ORDER = tuple(VARIANTS)
