@@ -264,3 +264,60 @@ def test_rounds_stop_below_lambda() -> None:
     assert step.next_steps(nothing, 1.0) == []
     last = HierarchyReductionStep(round_index=8, max_rounds=8)
     assert last.next_steps(good, 1.0) == []
+
+
+CYCLE = {
+    "main.py": """
+        import sys
+
+        from pipeline import run
+
+        if __name__ == "__main__":
+            print(run([1, 2, 3]), "stages" in sys.modules)
+    """,
+    "pipeline.py": """
+        SCALE = 3
+        LIMIT = 100
+
+        from stages import scaled
+
+
+        def run(xs):
+            return [scaled(x) for x in xs]
+    """,
+    "stages.py": """
+        import json
+
+        from pipeline import LIMIT, SCALE
+
+
+        def scaled(x):
+            return min(x * SCALE, LIMIT)
+
+
+        def dump(xs):
+            return json.dumps(xs)
+    """,
+}
+
+
+def test_circular_import_is_merged(tmp_path: Path) -> None:
+    src, out, edits, p, _ = reduce(tmp_path, CYCLE)
+    (move,) = [m for m in p.moves if m.source == "stages"]
+    assert move.target == "pipeline" and sorted(move.merged) == ["LIMIT", "SCALE"]
+    text = (out / "pipeline.py").read_text()
+    assert "from pipeline import" not in text and "def scaled" in text
+    before, after = run(src), run(out)
+    assert before.returncode == after.returncode == 0, after.stderr
+    assert before.stdout == "[3, 6, 9] True\n"
+    assert after.stdout == "[3, 6, 9] False\n"  # stages is never loaded
+
+
+def test_circular_import_of_a_later_binding_is_not_merged(tmp_path: Path) -> None:
+    files = dict(CYCLE)
+    # LIMIT is rebound after the import of stages: stages saw the first value
+    files["pipeline.py"] = CYCLE["pipeline.py"].rstrip(" ") + "        LIMIT = 5\n"
+    src, out, _, p, _ = reduce(tmp_path, files)
+    assert not any(m.source == "stages" for m in p.moves)
+    assert any("circular import not merged" in n for n in p.notes)
+    assert run(src).stdout == run(out).stdout

@@ -33,8 +33,12 @@ What else blocks a transfer: B or A reads its namespace dynamically, a needed
 name is bound conditionally or by ``import *``, the moved code reads
 ``__file__``, ``globals()`` or frames (``__name__`` becomes the literal name of
 B), a name would clash in A, or a moved mutable value is assigned from outside.
-Circular imports: a move whose code imports from A itself is not made; the
-module graph reports the cycles.
+Circular imports are merged: when the moved code imports names back from A
+(``from A import x`` at B's top level: the cycle A -> B -> A), those names are
+A's own globals once the code is in A, so the import is dropped and the cycle
+is gone.  This holds only when A binds each such name once, unconditionally,
+before its import of B (what B saw in the original); otherwise the move is not
+made and the note says why.  The module graph reports the remaining cycles.
 
 Rounds: one round is one pass over the order; the pipeline measures each
 round, and further rounds stop once a round lowers the peak RSS by less than
@@ -103,6 +107,7 @@ class Move:
     copied: list[str] = field(default_factory=list)  # imports / constants repeated
     phase: str = "inter"
     layer: int = 0
+    merged: list[str] = field(default_factory=list)  # names B imported back from A (a cycle)
 
 
 class _Module:
@@ -363,6 +368,20 @@ class HierarchyReductionPass:
             if outside or u.in_lambda:
                 refuse(f"{n} is still used by {b.name} at import time")
                 return None
+        # a circular import: code moving into A that imports names from A itself reads
+        # A's own globals once merged (the import statement is dropped)
+        merged: set[str] = set()
+        for d in closure:
+            if d.kind != "import":
+                continue
+            base = _import_base(d.stmt, b)  # type: ignore[arg-type]
+            if base is not None and (base == a.name or base.startswith(a.name + ".")):
+                why = _cycle_blocker(d.stmt, base, a, stmt, attr_writes)
+                if why:
+                    refuse(f"circular import not merged: {why}")
+                    return None
+                merged |= d.binds
+        copied -= merged
         # names must not clash in A (the import being replaced binds the wanted ones);
         # an import A already makes of the very same thing may be shared
         b_keys = {n: _binding_key(d.stmt, n, b) for d in closure if d.kind == "import"
@@ -379,13 +398,7 @@ class HierarchyReductionPass:
             if d.kind == "assign" and d.binds & attr_writes:
                 refuse(f"{sorted(d.binds & attr_writes)[0]} is assigned from outside")
                 return None
-        for d in closure:
-            if d.kind == "import":
-                base = _import_base(d.stmt, b)  # type: ignore[arg-type]
-                if base is not None and (base == a.name or base.startswith(a.name + ".")):
-                    refuse("the moved code imports from its new module (a cycle)")
-                    return None
-        return Move(b.name, a.name, names, sorted(moved), sorted(copied))
+        return Move(b.name, a.name, names, sorted(moved), sorted(copied), merged=sorted(merged))
 
     # -- the edit ------------------------------------------------------------------
 
@@ -405,6 +418,8 @@ class HierarchyReductionPass:
                 continue
             s = d.stmt
             if d.kind == "import":
+                if d.binds & set(move.merged):
+                    continue  # B's import from A: in A these are its own globals
                 wanted = {n for n in d.binds & copied
                           if (n, _binding_key(s, n, b)) not in existing}
                 text = _absolute_import(s, b, wanted)  # type: ignore[arg-type]
@@ -446,7 +461,9 @@ class HierarchyReductionPass:
             symbol=f"{b.name}:{','.join(move.names)}",
             reason=(f"{a.name} uses only {', '.join(move.names)} of {b.name}: "
                     f"{len(move.moved)} definition(s) move into it ({move.phase}-layer, "
-                    f"layer {move.layer})"),
+                    f"layer {move.layer})"
+                    + (f"; circular import merged ({', '.join(move.merged)} of {a.name})"
+                       if move.merged else "")),
             evidence={
                 "source": b.name,
                 "source_path": b.src.path.as_posix(),
@@ -461,6 +478,7 @@ class HierarchyReductionPass:
                 "copied": move.copied,
                 "phase": move.phase,
                 "layer": move.layer,
+                "merged_cycle": move.merged,
             },
         )
 
@@ -495,6 +513,30 @@ def _binding_key(s: ast.stmt, name: str, m: _Module) -> tuple | None:
 def _first_line(s: ast.stmt) -> int:
     decorators = getattr(s, "decorator_list", None)
     return decorators[0].lineno if decorators else s.lineno
+
+
+def _cycle_blocker(s: ast.stmt, base: str, a: _Module, a_import: ast.ImportFrom,
+                   attr_writes: set[str]) -> str | None:
+    """Why B's ``from A import x`` (a circular import) cannot be merged into A, or None.
+
+    Merged, the moved code reads A's global ``x`` instead of the value B imported.
+    That is the same object only if A binds ``x`` once, unconditionally, before its
+    own import of B ran (in the original, B's import saw exactly that binding), and
+    nothing rebinds it from outside.
+    """
+    if base != a.name or not isinstance(s, ast.ImportFrom):
+        return f"imports the module {base} itself"
+    for al in s.names:
+        if al.asname and al.asname != al.name:
+            return f"imports {al.name} of {a.name} under another name"
+        defs = a.by_name.get(al.name, [])
+        if len(defs) != 1 or al.name in a.conditional:
+            return f"{al.name} is not bound exactly once, unconditionally, in {a.name}"
+        if defs[0].stmt.lineno >= a_import.lineno:
+            return f"{al.name} is bound in {a.name} after its import of {s.module or base}"
+        if al.name in attr_writes:
+            return f"{al.name} is assigned from outside"
+    return None
 
 
 def _import_base(s: ast.Import | ast.ImportFrom, b: _Module) -> str | None:
