@@ -287,3 +287,18 @@ def test_cli_options_replace_config_settings(tmp_path):
     assert (out / "app/main.py").exists() and (out / "check.py").exists()
     proc = memtrim("optimize", str(root / "app/main.py"), "--check", "--normalize", "bad")
     assert proc.returncode == 2 and "PATTERN=>REPLACEMENT" in proc.stderr
+
+
+def test_relative_python_path_is_resolved_before_runs_in_scratch_folders(small_app, tmp_path):
+    # runs happen in scratch folders: a relative --python must still name the interpreter
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    proc = memtrim("optimize", str(small_app / "main.py"), "--diff", "--steps",
+                   "static-removal", "--python", "venv/bin/python", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "--- a/helpers.py" in proc.stdout
+    # the dynamic steps need coverage.py in that interpreter: one line, no traceback
+    proc = memtrim("optimize", str(small_app / "main.py"), "--diff",
+                   "--python", "venv/bin/python", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "coverage.py is not importable" in proc.stderr and "Traceback" not in proc.stderr

@@ -7,8 +7,6 @@ See ``docs/config.md`` for the format.
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -307,10 +305,3 @@ def resolve_app(
         app = replace(app, test_command=tuple(test_command))
     return app
 
-
-def interpreter_path(text: str) -> str:
-    """An interpreter given on the command line, made absolute (runs happen in scratch
-    folders). Symlinks are kept: a venv's ``bin/python`` is a symlink to its base."""
-    if os.sep in text or (os.altsep and os.altsep in text):
-        return os.path.abspath(text)
-    return shutil.which(text) or text

@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from .app import interpreter_path
+from .cli import interpreter_path
 
 EXIT_OK, EXIT_DIFFERS, EXIT_USAGE = 0, 1, 2
 

@@ -6,12 +6,12 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from . import __version__
-from .app import interpreter_path
 
 EXIT_OK, EXIT_USAGE, EXIT_APP_FAILED, EXIT_TIMEOUT = 0, 2, 3, 4
 
@@ -38,6 +38,14 @@ def _split_dashdash(argv: list[str]) -> tuple[list[str], list[str]]:
         i = argv.index("--")
         return argv[:i], argv[i + 1 :]
     return argv, []
+
+
+def interpreter_path(text: str) -> str:
+    """An interpreter given on the command line, made absolute (runs happen in scratch
+    folders). Symlinks are kept: a venv's ``bin/python`` is a symlink to its base."""
+    if os.sep in text or (os.altsep and os.altsep in text):
+        return os.path.abspath(text)
+    return shutil.which(text) or text
 
 
 def _add_target(p: argparse.ArgumentParser, *, run_options: bool = True) -> None:
@@ -405,6 +413,7 @@ def cmd_optimize(args: argparse.Namespace, app_args: list[str]) -> int:
 
     from rich.console import Console
 
+    from .analysis.coverage_run import CoverageError
     from .app import ConfigError, resolve_app
     from .pipeline import OptimizeError, OptimizeRequest, optimize
     from .report.terminal import render_optimize
@@ -456,7 +465,8 @@ def cmd_optimize(args: argparse.Namespace, app_args: list[str]) -> int:
     try:
         with err.status("optimizing…", spinner="dots") as status:
             report = optimize(req, progress=lambda m: status.update(f"optimizing: {m}"))
-    except OptimizeError as e:
+    except (OptimizeError, CoverageError) as e:
+        # CoverageError: the profiled interpreter lacks coverage.py (the message says how)
         return _fail(str(e))
     if args.json:
         _write_json(args.json, report)
