@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,17 +63,36 @@ def apply_edits(program: Program, edits: Iterable[Edit]) -> dict[str, str]:
     Nothing is written.  Raises :class:`EditError` when an edit's target
     cannot be found or the rewritten file would not compile.
     """
+    return apply_per_file(program, edits, REMOVAL_KINDS, _apply_to_text,
+                          what="no way to apply")
+
+
+def apply_per_file(
+    program: Program,
+    edits: Iterable[Edit],
+    kinds: Iterable[str],
+    apply_text: Callable[[str, list[Edit], str], str],
+    *,
+    what: str = "cannot apply",
+) -> dict[str, str]:
+    """Group ``edits`` by file and rewrite each file's text with ``apply_text``.
+
+    Shared by the passes that rewrite source with libcst: checks each edit's
+    kind is one of ``kinds``, finds the analysed module of each path, and
+    returns only the files whose text changes (path -> new text).
+    """
+    allowed = set(kinds)
     by_path: dict[str, list[Edit]] = {}
     for e in edits:
-        if e.kind not in REMOVAL_KINDS:
-            raise EditError(f"{e.id}: no way to apply an edit of kind {e.kind!r}")
+        if e.kind not in allowed:
+            raise EditError(f"{e.id}: {what} an edit of kind {e.kind!r}")
         by_path.setdefault(e.path, []).append(e)
     out: dict[str, str] = {}
     for path, file_edits in sorted(by_path.items()):
         module = program.module_by_path(path)
         if module is None or module.text is None or module.tree is None:
             raise EditError(f"{path}: not an analysed module of the program")
-        new = _apply_to_text(module.text, file_edits, path)
+        new = apply_text(module.text, file_edits, path)
         if new != module.text:
             out[path] = new
     return out

@@ -1924,6 +1924,27 @@ def _peak(measurements: dict) -> dict[str, int]:
     return {k: int(v["peak_rss"]) for k, v in measurements.items() if v.get("peak_rss")}
 
 
+def cold_code_inputs(program: Program, ctx: StepContext, coverage: CoverageResult | None):
+    """What the cold-code steps (outline, specialize) start from.
+
+    The workloads' coverage (``coverage`` if given, else profiled now), the
+    classification of what did not run, the reference graph and the side-effect
+    oracle.  The caller releases the graph (``pg.release()``) when done.
+    """
+    from memtrim.analysis.coverage_run import collect_coverage
+    from memtrim.analysis.effects import SideEffects
+    from memtrim.analysis.references import build_graph
+
+    req = ctx.request
+    cov = coverage or collect_coverage(
+        ctx.app, python=req.python, flags=req.python_args,
+        source_packages=ctx.app.include_packages,
+    )
+    report = classify(program, cov)
+    pg = build_graph(program)
+    return cov, report, pg, SideEffects(pg.resolver)
+
+
 class OutlineStep:
     """Safe mode: profile the workloads, outline what did not run, keep what measurably helps.
 
@@ -1961,26 +1982,15 @@ class OutlineStep:
 
     def run(self, program: Program, ctx: StepContext) -> list[Edit]:
         """Profile, classify, propose; then (with measurements) keep the groups that help."""
-        from memtrim.analysis.coverage_run import collect_coverage
-        from memtrim.analysis.effects import SideEffects
-        from memtrim.analysis.references import build_graph
-
-        req = ctx.request
         ctx.say(f"{self.name}: profiling the workloads under coverage")
-        cov = self.coverage or collect_coverage(
-            ctx.app, python=req.python, flags=req.python_args,
-            source_packages=ctx.app.include_packages,
-        )
-        report = classify(program, cov)
-        pg = build_graph(program)
-        effects = SideEffects(pg.resolver)
+        cov, report, pg, effects = cold_code_inputs(program, ctx, self.coverage)
         self._pass = self._make_pass(ctx)
         edits = self._pass.run(program, report, pg, effects)
         pg.release()
         summary = self._pass.summary
         summary.coverage = cov.to_dict()
         summary.candidate_statements = summary.outlined_statements
-        if edits and self.measure_groups and req.measure:
+        if edits and self.measure_groups and ctx.request.measure:
             edits = self._keep_what_helps(program, ctx, edits, summary)
         kept_keys = {e.evidence.get("unit") for e in edits}
         summary.outlined_statements = sum(

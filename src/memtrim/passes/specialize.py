@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 from memtrim.analysis.deadcode import (
     ColdRegion,
     DeadCodeReport,
-    classify,
     find_unreachable,
     first_line,
     has_code,
@@ -526,21 +525,13 @@ class SpecializeStep:
 
     def run(self, program: Program, ctx: StepContext) -> list[Edit]:
         """Profile the workloads, classify what did not run, propose its removal."""
-        from memtrim.analysis.coverage_run import collect_coverage
-        from memtrim.analysis.effects import SideEffects
-        from memtrim.analysis.references import build_graph
+        from memtrim.passes.outline import cold_code_inputs
 
-        req = ctx.request
         ctx.say(f"{self.name}: {WARNING}")
-        cov = self.coverage or collect_coverage(
-            ctx.app, python=req.python, flags=req.python_args,
-            source_packages=ctx.app.include_packages,
-        )
-        report = classify(program, cov)
-        pg = build_graph(program)
-        self._pass = SpecializePass(keep=[*ctx.app.keep, *req.keep],
+        cov, report, pg, effects = cold_code_inputs(program, ctx, self.coverage)
+        self._pass = SpecializePass(keep=[*ctx.app.keep, *ctx.request.keep],
                                     entry_script=_entry_script(ctx))
-        edits = self._pass.run(program, report, pg, SideEffects(pg.resolver))
+        edits = self._pass.run(program, report, pg, effects)
         pg.release()
         self.summary = {**self._pass.summary, "coverage": cov.to_dict()}
         return edits

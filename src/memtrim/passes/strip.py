@@ -52,7 +52,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from memtrim.analysis.symbols import keep_comment_lines, relative_base
-from memtrim.edits import Edit, EditError
+from memtrim.edits import Edit, EditError, apply_per_file
 from memtrim.program import ModuleSource, Program
 
 if TYPE_CHECKING:
@@ -967,20 +967,11 @@ def apply_strip_edits(
     :class:`~memtrim.edits.EditError` when a target is missing or the result
     would not compile.
     """
-    by_path: dict[str, list[Edit]] = {}
-    for e in edits:
-        if e.kind not in STRIP_KINDS:
-            raise EditError(f"{e.id}: the strip step cannot apply an edit of kind {e.kind!r}")
-        by_path.setdefault(e.path, []).append(e)
-    out: dict[str, str] = {}
-    for path, file_edits in sorted(by_path.items()):
-        module = program.module_by_path(path)
-        if module is None or module.text is None or module.tree is None:
-            raise EditError(f"{path}: not an analysed module of the program")
-        new = _apply_text(module.text, file_edits, path, keep_lines)
-        if new != module.text:
-            out[path] = new
-    return out
+    return apply_per_file(
+        program, edits, STRIP_KINDS,
+        lambda text, file_edits, path: _apply_text(text, file_edits, path, keep_lines),
+        what="the strip step cannot apply",
+    )
 
 
 def _apply_text(text: str, edits: list[Edit], path: str, keep_lines: bool) -> str:
