@@ -180,3 +180,18 @@ def test_graph_can_cover_the_standard_library(graph_and_records, tmp_path: Path)
     assert graph.nodes["json"].kind == "stdlib"
     assert ("main", "json") in {(e.importer, e.imported) for e in graph.edges}
     assert "json.decoder" in graph.dependencies("json")
+
+
+def test_strongly_connected_components_come_in_reverse_topological_order() -> None:
+    from memtrim.analysis.graphs import strongly_connected
+
+    succ = {"a": ["b"], "b": ["c", "a"], "c": ["d"], "d": ["c"], "e": ["a", "zz"]}
+    comps = strongly_connected(succ, lambda n: succ[n])
+    assert sorted(map(sorted, comps)) == [["a", "b"], ["c", "d"], ["e"]]
+    order = [sorted(c) for c in comps]
+    # a component comes after every component it reaches ("zz" is not a node)
+    assert order.index(["c", "d"]) < order.index(["a", "b"]) < order.index(["e"])
+    # deep chains do not hit the recursion limit
+    chain = {i: [i + 1] for i in range(5000)} | {5000: [0]}
+    (whole,) = strongly_connected(chain, lambda n: chain[n])
+    assert len(whole) == 5001

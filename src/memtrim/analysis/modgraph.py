@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from memtrim.analysis.graphs import strongly_connected
 from memtrim.analysis.symbols import relative_base
 from memtrim.program import Program
 
@@ -691,54 +692,9 @@ def _dependency_first(nodes: set[str], pairs: list[tuple[str, str]]) -> list[str
 
 
 def _strongly_connected(nodes: dict, out: dict[str, set[str]]) -> list[list[str]]:
-    """Tarjan's algorithm, iterative; components of two or more modules, each sorted."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    result: list[list[str]] = []
-    counter = 0
-    for root in sorted(nodes):
-        if root in index:
-            continue
-        work = [(root, iter(sorted(out.get(root, ()))))]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            v, children = work[-1]
-            advanced = False
-            for w in children:
-                if w not in nodes:
-                    continue
-                if w not in index:
-                    index[w] = low[w] = counter
-                    counter += 1
-                    stack.append(w)
-                    on_stack.add(w)
-                    work.append((w, iter(sorted(out.get(w, ())))))
-                    advanced = True
-                    break
-                if w in on_stack:
-                    low[v] = min(low[v], index[w])
-            if advanced:
-                continue
-            work.pop()
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[v])
-            if low[v] == index[v]:
-                component = []
-                while True:
-                    w = stack.pop()
-                    on_stack.discard(w)
-                    component.append(w)
-                    if w == v:
-                        break
-                if len(component) > 1:
-                    result.append(sorted(component))
-    return sorted(result)
+    """The circular imports: components of two or more modules, each sorted."""
+    return sorted(sorted(c) for c in strongly_connected(nodes, lambda n: out.get(n, ()))
+                  if len(c) > 1)
 
 
 def _external_kind(file: str | None) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from memtrim.analysis.effects import SideEffects, definition_effects, is_pure_value
 from memtrim.analysis.graph import Graph, Node
+from memtrim.analysis.graphs import strongly_connected
 from memtrim.analysis.guards import declared_entry_points, decorator_is_pure
 from memtrim.analysis.reachability import solve
 from memtrim.analysis.references import ProgramGraph, build_graph
@@ -497,51 +498,8 @@ def _rounds(deps: dict[int, set[int]]) -> dict[int, int]:
     strongly connected components are found with Tarjan's algorithm, which
     completes a component only after every component it depends on.
     """
-    index: dict[int, int] = {}
-    low: dict[int, int] = {}
-    stack: list[int] = []
-    on_stack: set[int] = set()
-    comp: dict[int, int] = {}
-    comps: list[list[int]] = []
-    counter = 0
-    for start in deps:
-        if start in index:
-            continue
-        index[start] = low[start] = counter
-        counter += 1
-        stack.append(start)
-        on_stack.add(start)
-        work = [(start, iter(sorted(deps[start])))]
-        while work:
-            v, it = work[-1]
-            advanced = False
-            for w in it:
-                if w not in index:
-                    index[w] = low[w] = counter
-                    counter += 1
-                    stack.append(w)
-                    on_stack.add(w)
-                    work.append((w, iter(sorted(deps[w]))))
-                    advanced = True
-                    break
-                if w in on_stack:
-                    low[v] = min(low[v], index[w])
-            if advanced:
-                continue
-            work.pop()
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[v])
-            if low[v] == index[v]:
-                members = []
-                while True:
-                    w = stack.pop()
-                    on_stack.discard(w)
-                    comp[w] = len(comps)
-                    members.append(w)
-                    if w == v:
-                        break
-                comps.append(members)
+    comps = strongly_connected(deps, lambda v: deps[v])
+    comp = {v: ci for ci, members in enumerate(comps) for v in members}
     round_of: list[int] = []
     for ci, members in enumerate(comps):
         r = 1
