@@ -302,3 +302,14 @@ def test_relative_python_path_is_resolved_before_runs_in_scratch_folders(small_a
                    "--python", "venv/bin/python", cwd=tmp_path)
     assert proc.returncode == 2
     assert "coverage.py is not importable" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_other_scripts_in_the_tree_are_named_in_a_warning(small_app, tmp_path):
+    (small_app / "prepare.py").write_text(
+        "import helpers\n\nif __name__ == '__main__':\n    print(helpers.render([1]))\n",
+        encoding="utf-8")
+    proc = memtrim("optimize", str(small_app / "main.py"), "--diff", "--steps",
+                   "static-removal", "--json", str(tmp_path / "r.json"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (w,) = json.loads((tmp_path / "r.json").read_text())["warnings"]
+    assert w.startswith("prepare.py is a script of its own") and 'keep = ["prepare:*"]' in w

@@ -9,6 +9,7 @@ result is moved into OUTDIR atomically at the end.
 
 from __future__ import annotations
 
+import ast
 import datetime as _dt
 import difflib
 import json
@@ -188,6 +189,7 @@ def optimize(req: OptimizeRequest, progress: Callable[[str], None] | None = None
             {"path": p.path, "line": p.line, "message": p.message} for p in program.problems
         ],
         "steps": [],
+        "warnings": other_scripts_warnings(program),
         "_started": started,
     }
 
@@ -364,6 +366,39 @@ def all_steps(req: OptimizeRequest) -> list[Step]:
                 HierarchyReductionStep(), LazyImportStep(), strip]
     return [StaticRemovalStep(), UnreachableCodeStep(), HierarchyReductionStep(), OutlineStep(),
             LazyImportStep(), strip]
+
+
+def other_scripts_warnings(program: Program) -> list[str]:
+    """A warning for each module of the tree, other than the entry, that is a script.
+
+    Removals are judged from the entry's workloads: definitions that only another
+    script uses (a ``prepare.py`` or a training script beside the application)
+    look unused and may be removed or outlined.  The user keep-lists them or
+    adds a workload that runs that script.
+    """
+    out = []
+    for name, mod in sorted(program.modules.items()):
+        if name == program.entry_module or mod.tree is None or mod.alias_of:
+            continue
+        if any(_is_main_guard(s) for s in mod.tree.body):
+            out.append(
+                f"{mod.path.as_posix()} is a script of its own (it has an "
+                f"`if __name__ == \"__main__\":` block) that no workload runs: definitions "
+                f"only it uses may be removed; keep them with keep = [\"{name}:*\"] and "
+                "the modules it imports, or add a workload that runs it")
+    return out
+
+
+def _is_main_guard(stmt: ast.stmt) -> bool:
+    """``if __name__ == "__main__":`` (either operand order)."""
+    if not isinstance(stmt, ast.If) or not isinstance(stmt.test, ast.Compare):
+        return False
+    t = stmt.test
+    if len(t.ops) != 1 or not isinstance(t.ops[0], ast.Eq):
+        return False
+    sides = [t.left, t.comparators[0]]
+    return (any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
+            and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides))
 
 
 def default_steps(req: OptimizeRequest) -> list[Step]:

@@ -191,6 +191,8 @@ def render_optimize(report: dict, console: Console) -> None:
     for problem in report.get("problems", []):
         where = problem["path"] + (f":{problem['line']}" if problem.get("line") else "")
         console.print(f"[yellow]skipped[/] {where}: {problem['message']}")
+    for w in report.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {w}")
     for step in report["steps"]:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(step["edits_by_kind"].items())) or "none"
         console.print(
