@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--partial", default=None, metavar="TEXT",
                     help="mark RESULTS.md as partial, saying why")
     ap.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    ap.add_argument("--discussion", type=Path, default=HERE / "RESULTS-discussion.md",
+                    metavar="FILE", help="Markdown appended to RESULTS.md after the generated "
+                    "summary: the analysis of the figures, written by a person (default: "
+                    "%(default)s, if it exists)")
     args = ap.parse_args(argv)
 
     bench_argv = ["--out", str(args.out)]
@@ -96,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     assets = args.results.parent / "results"
     write_summary(args.out, markdown=args.results, assets=assets, partial=args.partial,
                   commands=commands)
+    if args.discussion and args.discussion.is_file():
+        with open(args.results, "a", encoding="utf-8") as f:
+            f.write("\n" + args.discussion.read_text(encoding="utf-8"))
     for name in ("run_table.csv", "experiment.json", "builds.json"):
         if (args.out / name).is_file():
             shutil.copy2(args.out / name, assets / name)
