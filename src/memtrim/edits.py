@@ -112,10 +112,17 @@ def _parsed(text: str) -> MetadataWrapper:
 
 
 def _apply_to_text(text: str, edits: list[Edit], path: str) -> str:
+    return rewrite_text(text, edits, path, _Applier(edits))
+
+
+def rewrite_text(text: str, edits: list[Edit], path: str, applier: Any) -> str:
+    """Run a libcst ``applier`` over ``text``; check every edit matched and the result compiles.
+
+    ``applier`` is a transformer with a ``matched`` set of edit ids.  The parse is
+    cached (bisection applies many subsets to the same file).
+    """
     try:
-        wrapper = _parsed(text)
-        applier = _Applier(edits)
-        new = wrapper.visit(applier).code
+        new = _parsed(text).visit(applier).code
     except cst.ParserSyntaxError as e:
         raise EditError(f"{path}: libcst cannot parse it: {str(e).splitlines()[0]}") from None
     except RecursionError:

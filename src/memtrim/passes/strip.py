@@ -49,10 +49,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import PositionProvider
 
 from memtrim.analysis.symbols import keep_comment_lines, relative_base
-from memtrim.edits import Edit, EditError, apply_per_file
+from memtrim.edits import Edit, EditError, apply_per_file, rewrite_text
 from memtrim.program import ModuleSource, Program
 
 if TYPE_CHECKING:
@@ -975,22 +975,7 @@ def apply_strip_edits(
 
 
 def _apply_text(text: str, edits: list[Edit], path: str, keep_lines: bool) -> str:
-    try:
-        wrapper = MetadataWrapper(cst.parse_module(text))
-        applier = _StripApplier(edits, keep_lines)
-        new = wrapper.visit(applier).code
-    except cst.ParserSyntaxError as e:
-        raise EditError(f"{path}: libcst cannot parse it: {str(e).splitlines()[0]}") from None
-    except RecursionError:
-        raise EditError(f"{path}: nested too deeply for libcst") from None
-    missing = [e.id for e in edits if e.id not in applier.matched]
-    if missing:
-        raise EditError(f"{path}: target not found for {', '.join(missing)}")
-    try:
-        compile(new, path, "exec", dont_inherit=True)
-    except SyntaxError as e:  # a bug in the applier; never hand out broken code
-        raise EditError(f"{path}:{e.lineno}: rewritten code does not compile: {e.msg}") from None
-    return new
+    return rewrite_text(text, edits, path, _StripApplier(edits, keep_lines))
 
 
 _EMPTY = cst.Module(body=[])
