@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -45,6 +44,8 @@ def interpreter_path(text: str) -> str:
     folders). Symlinks are kept: a venv's ``bin/python`` is a symlink to its base."""
     if os.sep in text or (os.altsep and os.altsep in text):
         return os.path.abspath(text)
+    import shutil  # only here: it pulls in the compression modules at start-up
+
     return shutil.which(text) or text
 
 
